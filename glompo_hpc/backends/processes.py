@@ -1,0 +1,151 @@
+"""Processes backend: each child optimizer runs in its own process (``fork`` start method).
+
+Each child has a private duplex pipe to the manager (no shared results queue), so a child killed
+mid-message (SIGKILL by the OOM killer, or a forced termination) breaks only its own pipe: the
+backend sees the end of file and reports a ChildFailed for it, and every other child's messages
+stay intact.
+
+``processes`` children are daemonic and cannot start processes of their own (an optimizer asking
+for process workers gets threads). ``processes_forced`` children are not daemonic and may.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.connection as mpc
+import signal
+from typing import Any
+
+from ..core import messages as msg
+from .base import Backend, ChildSpec
+from .child_host import run_child
+from .printstreams import redirect_process_streams
+
+__all__ = ("ProcessesBackend", "PipeLink")
+
+_TERMINATE_GRACE = 2.0
+
+
+class PipeLink:
+    """The child's end of its pipe."""
+
+    def __init__(self, conn: mpc.Connection):
+        self._conn = conn
+
+    def send(self, message: msg.ChildMessage) -> None:
+        self._conn.send(message)
+
+    def receive(self, timeout: float | None = 0.0) -> msg.ManagerMessage | None:
+        if not self._conn.poll(timeout):
+            return None
+        try:
+            return self._conn.recv()
+        except EOFError:  # the manager is gone: stop rather than run on unobserved
+            return msg.Stop("manager connection lost")
+
+
+def _process_main(spec: ChildSpec, conn: mpc.Connection, allow_processes: bool) -> None:
+    # The manager alone decides how children end: Ctrl-C in a terminal reaches the whole process
+    # group, and the manager then sends Stop; SIGTERM keeps its default so terminate() works.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGUSR2"):
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    if spec.printstream_dir is not None:
+        redirect_process_streams(spec.printstream_dir, spec.opt_id)
+    run_child(spec, PipeLink(conn), allow_processes)
+    conn.close()
+
+
+class ProcessesBackend(Backend):
+    """Args:
+        forced: Non-daemonic children that may start their own processes ('processes_forced').
+    """
+
+    proc_backend = True
+
+    def __init__(self, forced: bool = False, start_method: str = "fork"):
+        self.forced = forced
+        self.name = "processes_forced" if forced else "processes"
+        self._ctx = mp.get_context(start_method)
+        self._conns: dict[int, mpc.Connection] = {}
+        self._procs: dict[int, Any] = {}
+        self._final_seen: set[int] = set()
+
+    def start_child(self, spec: ChildSpec) -> None:
+        manager_end, child_end = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_process_main, args=(spec, child_end, self.forced),
+                                 daemon=not self.forced, name=f"glompo-opt{spec.opt_id}")
+        proc.start()
+        child_end.close()  # so the manager sees EOF when the child dies
+        self._conns[spec.opt_id] = manager_end
+        self._procs[spec.opt_id] = proc
+
+    def send(self, opt_id: int, message: msg.ManagerMessage) -> None:
+        conn = self._conns.get(opt_id)
+        if conn is None:
+            return
+        try:
+            conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass  # the child ended; its EOF is reported by poll
+
+    def poll(self, timeout: float) -> list[msg.ChildMessage]:
+        if not self._conns:
+            return []
+        out: list[msg.ChildMessage] = []
+        for conn in mpc.wait(list(self._conns.values()), timeout):
+            opt_id = next(i for i, c in self._conns.items() if c is conn)
+            self._drain(opt_id, conn, out)
+        return out
+
+    def _drain(self, opt_id: int, conn: mpc.Connection, out: list) -> None:
+        try:
+            while conn.poll():
+                m = conn.recv()
+                out.append(m)
+                if isinstance(m, (msg.OptimizerFinished, msg.ChildFailed)):
+                    self._final_seen.add(opt_id)
+        except (EOFError, OSError):
+            self._conns.pop(opt_id).close()
+            if opt_id not in self._final_seen:
+                out.append(self._death_report(opt_id))
+
+    def _death_report(self, opt_id: int) -> msg.ChildFailed:
+        proc = self._procs[opt_id]
+        proc.join(_TERMINATE_GRACE)
+        code = proc.exitcode
+        how = f"killed by signal {signal.Signals(-code).name}" if code is not None and code < 0 \
+            else f"exited with code {code}"
+        self._final_seen.add(opt_id)
+        return msg.ChildFailed(opt_id, f"child process {how} before reporting its end", "", "", "process")
+
+    def stop_child(self, opt_id: int) -> bool:
+        proc = self._procs.get(opt_id)
+        if proc is None or not proc.is_alive():
+            return True
+        proc.terminate()
+        proc.join(_TERMINATE_GRACE)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(_TERMINATE_GRACE)
+        return True
+
+    def join_child(self, opt_id: int, timeout: float | None) -> bool:
+        proc = self._procs.get(opt_id)
+        if proc is None:
+            return True
+        proc.join(timeout)
+        return not proc.is_alive()
+
+    def is_alive(self, opt_id: int) -> bool:
+        proc = self._procs.get(opt_id)
+        return proc is not None and proc.is_alive()
+
+    def close(self) -> None:
+        for opt_id in list(self._procs):
+            if self._procs[opt_id].is_alive():
+                self.stop_child(opt_id)
+        for conn in self._conns.values():
+            conn.close()
+        self._conns.clear()

@@ -1,0 +1,31 @@
+"""Exceptions that users can meet, each naming the bad value it is about."""
+
+__all__ = ("GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError", "OptimizerStopped")
+
+
+class GloMPOError(Exception):
+    """Base class of every error raised by glompo_hpc itself."""
+
+
+class ConfigurationError(GloMPOError, ValueError):
+    """A setting given to the manager or a component is invalid."""
+
+
+class JobFileError(ConfigurationError):
+    """A job file is invalid. ``key_path`` names where, e.g. ``stoppers[0].calls``."""
+
+    def __init__(self, key_path: str, message: str):
+        self.key_path = key_path
+        super().__init__(f"{key_path}: {message}" if key_path else message)
+
+
+class CheckpointError(GloMPOError):
+    """A checkpoint could not be written or read."""
+
+
+class OptimizerStopped(Exception):
+    """Raised inside a child optimizer's evaluation to unwind it after the manager asked it to stop.
+
+    It derives from Exception (not GloMPOError) on purpose: third-party optimizer loops that catch
+    Exception will still end, and the child host recognises it and reports a clean stop.
+    """

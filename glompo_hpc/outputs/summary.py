@@ -1,0 +1,135 @@
+"""The YAML summary of a run (``glompo_manager_log.yml``): settings, counters, resources, result."""
+
+from __future__ import annotations
+
+import getpass
+import math
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .. import __version__
+from .atomic import atomic_write_text
+
+__all__ = ("summary_dict", "write_summary")
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy and other objects into what safe YAML can hold."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _stats(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"mean": float(np.mean(values)), "max": float(np.max(values))}
+
+
+def _combinable_text(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    text = getattr(obj, "str_with_result", None)
+    return text() if callable(text) else str(obj)
+
+
+def summary_dict(manager) -> dict[str, Any]:
+    """Everything the summary file holds, as plain data."""
+    m = manager
+    sessions = [{"start": s, "end": e} for s, e in zip(m.dt_starts, m.dt_ends + [None] * len(m.dt_starts))]
+    records = m.opt_log.records if m.opt_log is not None else {}
+    end_conds = [r.end_cond for r in records.values()]
+    load = [row[0] for row in m.load_history]
+    res = m.result
+    return _plain({
+        "assignment": {
+            "glompo_hpc_version": __version__,
+            "task": repr(m.task),
+            "working_dir": Path(m.working_dir).resolve(),
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "sessions": sessions,
+            "t_used": m.t_used,
+        },
+        "settings": {
+            "backend": m.backend_name,
+            "max_jobs": m.max_jobs,
+            "n_parms": m.n_parms,
+            "bounds": [list(b) for b in m.bounds],
+            "opt_selector": str(m.opt_selector),
+            "x0_generator": str(m.x0_generator),
+            "stoppers": _combinable_text(m.stoppers),
+            "exit_conditions": _combinable_text(m.exit_conditions),
+            "stopcheck_interval": m.stopcheck_interval,
+            "apply_stoppers_to_best": m.apply_stoppers_to_best,
+            "share_best_solutions": m.incumbent_sharing,
+            "force_terminations_after": m._too_long,
+            "aggressive_stop": m.aggressive_stop,
+            "end_timeout": m.end_timeout,
+            "is_log_detailed": m.is_log_detailed,
+            "summary_files": m.summary_files,
+            "split_printstreams": m.split_printstreams,
+            "status_interval": m.status_interval,
+        },
+        "counters": {
+            "function_evaluations": m.f_counter,
+            "stopper_checks": m.stopcheck_counter,
+            "optimizers": {
+                "started": m.o_counter,
+                "stopped_by_manager": len(m.stopped_opts),
+                "converged": m.conv_counter,
+                "crashed": sum(1 for c in end_conds if c.startswith("Error")),
+                "forced_terminations": sum(1 for c in end_conds if c.startswith("Forced")),
+            },
+        },
+        "run_information": {
+            "cpu_percent": _stats(m.cpu_history),
+            "memory_bytes": _stats(m.mem_history),
+            "load_1min": _stats(load),
+            "status_snapshots": len(m.cpu_history),
+        },
+        "checkpoints": sorted(m.checkpoint_history),
+        "solution": {
+            "fx": res.fx if res.fx is not None and math.isfinite(res.fx) else None,
+            "x": res.x,
+            "origin": res.origin,
+            "exit_reason": m.exit_reason,
+        },
+        "optimizers": {
+            opt_id: {"type": r.opt_type, "slots": r.slots, "t_start": _when(r.t_start), "t_end": _when(r.t_end),
+                     "end_condition": r.end_cond, "evaluations": m.opt_log.n_evals(opt_id),
+                     "best_fx": _finite_or_none(m.opt_log.best(opt_id)[1])}
+            for opt_id, r in records.items()
+        },
+    })
+
+
+def _when(timestamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp) if timestamp is not None else None
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def write_summary(manager, path: Path) -> None:
+    """Write the summary atomically."""
+    text = yaml.safe_dump(summary_dict(manager), sort_keys=False, default_flow_style=None, width=120)
+    atomic_write_text(path, text)

@@ -1,0 +1,83 @@
+"""Small deterministic optimizers and tasks for manager tests (real BaseOptimizer subclasses)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from glompo_hpc.core.result import MinimizeResult
+from glompo_hpc.optimizers.base import BaseOptimizer
+
+
+def sphere(x) -> float:
+    x = np.asarray(x, dtype=float)
+    return float(np.sum(x ** 2))
+
+
+class WalkOptimizer(BaseOptimizer):
+    """Greedy random walk: each iteration evaluates ``batch`` points around its best and moves.
+
+    Ends on its own (success) after ``iters`` iterations.
+    """
+
+    def __init__(self, iters: int = 50, batch: int = 4, step: float = 0.3, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.iters, self.batch, self.step, self.seed = iters, batch, step, seed
+
+    def minimize(self, function, x0, bounds, callbacks=None, **kwargs) -> MinimizeResult:
+        rng = np.random.default_rng(self.seed)
+        bounds = np.asarray(bounds)
+        best_x = np.asarray(x0, dtype=float)
+        best_f = function(best_x)
+        for _ in range(self.iters):
+            pts = np.clip(best_x + rng.normal(0, self.step, (self.batch, len(best_x))), bounds[:, 0], bounds[:, 1])
+            fxs = function.batch(pts)
+            i = int(np.nanargmin(np.where(np.isfinite(fxs), fxs, np.inf)))
+            if fxs[i] < best_f:
+                best_x, best_f = pts[i], fxs[i]
+            self.check_messages()
+            if self.stop_requested:
+                return MinimizeResult(False, best_x, best_f)
+        return MinimizeResult(True, best_x, best_f)
+
+
+class CrashingOptimizer(WalkOptimizer):
+    """Raises after ``crash_after`` iterations."""
+
+    def __init__(self, crash_after: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.crash_after = crash_after
+
+    def check_messages(self) -> None:
+        super().check_messages()
+        if self.n_iterations >= self.crash_after:
+            raise RuntimeError("deliberate crash in optimizer")
+
+
+class SleepyTask:
+    """Sphere that sleeps ``delay`` s per call; hangs (sleeps ``hang`` s) when x[0] > ``hang_above``."""
+
+    def __init__(self, delay: float = 0.0, hang_above: float = np.inf, hang: float = 3600.0):
+        self.delay, self.hang_above, self.hang = delay, hang_above, hang
+
+    def __call__(self, x) -> float:
+        if x[0] > self.hang_above:
+            time.sleep(self.hang)
+        if self.delay:
+            time.sleep(self.delay)
+        return sphere(x)
+
+
+class PidTask:
+    """Sphere that also reports which process evaluated it (detailed_call extras)."""
+
+    def __call__(self, x) -> float:
+        return sphere(x)
+
+    def detailed_call(self, x):
+        return sphere(x), os.getpid(), "tag"
+
+    def headers(self):
+        return {"pid": "int64", "tag": "str"}

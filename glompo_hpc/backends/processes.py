@@ -71,6 +71,7 @@ class ProcessesBackend(Backend):
         self._conns: dict[int, mpc.Connection] = {}
         self._procs: dict[int, Any] = {}
         self._final_seen: set[int] = set()
+        self._drained: list[msg.ChildMessage] = []  # read from children ended by force, not yet polled
 
     def start_child(self, spec: ChildSpec) -> None:
         manager_end, child_end = self._ctx.Pipe(duplex=True)
@@ -91,9 +92,11 @@ class ProcessesBackend(Backend):
             pass  # the child ended; its EOF is reported by poll
 
     def poll(self, timeout: float) -> list[msg.ChildMessage]:
+        out, self._drained = self._drained, []
+        if out:
+            timeout = 0
         if not self._conns:
-            return []
-        out: list[msg.ChildMessage] = []
+            return out
         for conn in mpc.wait(list(self._conns.values()), timeout):
             opt_id = next(i for i, c in self._conns.items() if c is conn)
             self._drain(opt_id, conn, out)
@@ -106,7 +109,7 @@ class ProcessesBackend(Backend):
                 out.append(m)
                 if isinstance(m, (msg.OptimizerFinished, msg.ChildFailed)):
                     self._final_seen.add(opt_id)
-        except (EOFError, OSError):
+        except Exception:  # EOF, or a message cut short when the child was killed mid-send
             self._conns.pop(opt_id).close()
             if opt_id not in self._final_seen:
                 out.append(self._death_report(opt_id))
@@ -121,14 +124,23 @@ class ProcessesBackend(Backend):
         return msg.ChildFailed(opt_id, f"child process {how} before reporting its end", "", "", "process")
 
     def stop_child(self, opt_id: int) -> bool:
+        """Terminate (SIGTERM, then SIGKILL) a child; the reports it sent before are kept for poll.
+
+        The manager decided this end, so no ChildFailed is made for it.
+        """
         proc = self._procs.get(opt_id)
-        if proc is None or not proc.is_alive():
-            return True
-        proc.terminate()
-        proc.join(_TERMINATE_GRACE)
-        if proc.is_alive():
-            proc.kill()
+        if proc is not None and proc.is_alive():
+            proc.terminate()
             proc.join(_TERMINATE_GRACE)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(_TERMINATE_GRACE)
+        self._final_seen.add(opt_id)
+        conn = self._conns.get(opt_id)
+        if conn is not None:
+            self._drain(opt_id, conn, self._drained)
+            if opt_id in self._conns:
+                self._conns.pop(opt_id).close()
         return True
 
     def join_child(self, opt_id: int, timeout: float | None) -> bool:

@@ -312,6 +312,9 @@ class GloMPOManager:
 
     def _fill_slots(self) -> None:
         while self.spawning_opts and (free := self._free_slots()) > 0:
+            self._check_exit()  # each start may satisfy an exit condition (e.g. MaxOptsStarted)
+            if self.converged:
+                return
             option = self.opt_selector.select_optimizer(self, free)
             if option is False:
                 self.spawning_opts = False
@@ -379,6 +382,8 @@ class GloMPOManager:
                 self.backend.send(opt_id, msg.InjectIncumbent(self.result.x, self.result.fx))
 
     def _optimizer_finished(self, m: msg.OptimizerFinished) -> None:
+        if m.opt_id not in self._children:
+            return
         if m.opt_id in self.stopped_opts:
             cond = "GloMPO Termination"
         elif m.stopped:
@@ -390,6 +395,8 @@ class GloMPOManager:
         self.logger.info("Optimizer %d ended: %s (best fx %s)", m.opt_id, cond, m.fx)
 
     def _optimizer_failed(self, m: msg.ChildFailed) -> None:
+        if m.opt_id not in self._children:
+            return  # it was already ended by force; its end is recorded
         self.opt_crashed = True
         if m.traceback:
             self.opt_log.put_message(m.opt_id, m.traceback)
@@ -493,6 +500,7 @@ class GloMPOManager:
             if deadline is not None and time.monotonic() >= deadline:
                 break
             self._handle_messages(self.backend.poll(_POLL_TIMEOUT))
+            self._check_unresponsive()
         for opt_id, child in list(self._children.items()):
             if child.abandoned:
                 continue

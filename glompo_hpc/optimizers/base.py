@@ -46,7 +46,7 @@ class BaseOptimizer(ABC):
     """
 
     #: Attributes that never go into a checkpoint (transport handles, loggers, pools).
-    _transient = ("_link", "logger", "_pending")
+    _transient = ("_link", "logger", "_pending", "_flush_evaluations")
 
     def __init__(self, workers: int = 1, backend: str = "threads", is_log_detailed: bool = False, **kwargs: Any):
         if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:

@@ -18,14 +18,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends import BACKENDS, Backend, ChildSpec, make_backend
+from ..backends import BACKENDS, Backend, ChildSpec, default_max_jobs, make_backend
 from ..checkpointing import CheckpointingControl
 from ..errors import ConfigurationError, GloMPOError
 from . import messages as msg
 from .optlog import OptimizerLog
 from .paths import RunPaths
 from .result import Result
-from .setup_checks import check_bounds, check_choice, check_int, check_number, check_task, default_max_jobs
+from .setup_checks import check_bounds, check_choice, check_int, check_number, check_task
 from .signals import SignalFlag
 from .status import ResourceMonitor
 
@@ -178,7 +178,7 @@ class GloMPOManager:
         self.backend_name = check_choice("backend", backend, BACKENDS)
         self.proc_backend = backend != "threads"
         self.opts_daemonic = backend != "processes_forced"
-        self.max_jobs = default_max_jobs() if max_jobs is None else check_int("max_jobs", max_jobs, 1)
+        self.max_jobs = default_max_jobs(backend) if max_jobs is None else check_int("max_jobs", max_jobs, 1)
         self._check_options_fit()
         self.exit_conditions = KillsAfterConvergence() if exit_conditions is None else exit_conditions
         self.x0_generator = RandomGenerator(self.bounds) if x0_generator is None else x0_generator
@@ -284,7 +284,10 @@ class GloMPOManager:
         return self.result
 
     def _run_loop(self, signals: SignalFlag) -> None:
+        from ..outputs import open_log_sink
+
         self.backend = make_backend(self.backend_name)
+        self.opt_log.sink = open_log_sink(self)
         self._purge_old_results()
         self._fill_slots()
         while not self.converged:
@@ -537,12 +540,12 @@ class GloMPOManager:
                 path.unlink()
 
     def _write_outputs(self) -> None:
-        if self.summary_files < 1:
-            return
+        from ..outputs import write_outputs
+
         try:
-            self.write_summary_file()
+            write_outputs(self)
         except Exception:  # outputs must never hide the run's own outcome
-            self.logger.exception("Writing the summary file failed")
+            self.logger.exception("Writing the output files failed")
 
     def write_summary_file(self, dump_dir: str | Path | None = None) -> Path:
         """Write ``glompo_manager_log.yml`` (to ``dump_dir`` if given, else the working dir)."""

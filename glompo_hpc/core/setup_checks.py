@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import ConfigurationError
 
-__all__ = ("check_bounds", "check_int", "check_number", "check_task", "default_max_jobs", "check_choice")
-
-
-def default_max_jobs() -> int:
-    """One less than the CPUs this process may use (at least 1)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    return max(1, n - 1)
+__all__ = ("check_bounds", "check_int", "check_number", "check_task", "check_choice")
 
 
 def check_task(task: Any) -> None:

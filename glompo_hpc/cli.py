@@ -1,0 +1,260 @@
+"""The command line: ``python -m glompo_hpc [COMMAND] JOB.yaml [options]``.
+
+Every subcommand is one small function registered in :data:`COMMANDS` with :func:`command`,
+together with a function adding its arguments; a new subcommand (submit, resume, summary, ...)
+is one more registered pair and nothing else changes. A first argument that is not a known
+command means ``run``: ``python -m glompo_hpc job.yaml`` runs the job.
+
+Mistakes a user can make (an invalid job file, a missing file, old results in the working
+directory, a setting the manager rejects) print one line ``glompo-hpc: error: <message>`` on
+stderr and exit with code 2, without a traceback. Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from . import __version__
+from .errors import ConfigurationError
+
+__all__ = ("main", "command", "COMMANDS", "CliError")
+
+logger = logging.getLogger("glompo_hpc.cli")
+
+PROG = "glompo-hpc"
+DEFAULT_COMMAND = "run"
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """A user error with a ready message; ``main`` prints it as one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line help, argument setup and handler."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Handler
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[Handler], Handler]:
+    """Register the decorated function as subcommand ``name``."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, help, add_arguments, handler)
+        return handler
+
+    return register
+
+
+# ------------------------------------------------------------ shared helpers
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _add_job_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", metavar="JOB.yaml", help="the job file (see glompo_hpc/jobfile/schema.py)")
+
+
+def _load(path: str, overrides: dict[str, Any] | None = None) -> Any:
+    from .jobfile import load_job_file  # imported late: `--help` stays fast
+
+    try:
+        return load_job_file(path, overrides)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from None
+
+
+class _CompactFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname).1s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+@contextlib.contextmanager
+def _logging(level: str, file: str | None = None) -> Iterator[None]:
+    """Send ``glompo_hpc`` log records to stderr (and ``file``) while the block runs."""
+    root = logging.getLogger("glompo_hpc")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].setFormatter(_CompactFormatter())
+    if file is not None:
+        try:
+            Path(file).parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(file, encoding="utf-8"))
+        except OSError as e:
+            raise CliError(f"logging.file: cannot open {file!r}: {e.strerror or e}") from None
+        handlers[1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    old_level = root.level
+    root.setLevel(level)
+    for h in handlers:
+        root.addHandler(h)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            root.removeHandler(h)
+            h.close()
+        root.setLevel(old_level)
+
+
+# ------------------------------------------------------------ run
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_job_argument(parser)
+    over = parser.add_argument_group("overrides of the job file's manager settings")
+    over.add_argument("--working-dir", metavar="DIR",
+                      help="directory for the outputs (relative to the current directory)")
+    over.add_argument("--overwrite", action="store_true", help="delete results of an earlier run in the working dir")
+    over.add_argument("--backend", choices=("threads", "processes", "processes_forced", "mpi"),
+                      help="how optimizers run in parallel")
+    over.add_argument("--max-jobs", type=_positive_int, metavar="N", help="slots for the optimizers")
+    over.add_argument("--summary-files", type=int, choices=range(4), metavar="{0,1,2,3}",
+                      help="outputs to write: 0 none, 1 YAML summary, 2 + plots, 3 + HDF5 log")
+    out = parser.add_argument_group("output")
+    levels = out.add_mutually_exclusive_group()
+    levels.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                        help="log level on stderr (default: the job file's logging.level)")
+    levels.add_argument("--quiet", action="store_true", help="log warnings and errors only; the result is still printed")
+
+
+def _manager_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    manager: dict[str, Any] = {}
+    if args.working_dir is not None:
+        manager["working_dir"] = str(Path(args.working_dir).resolve())
+    if args.overwrite:
+        manager["overwrite_existing"] = True
+    for name in ("backend", "max_jobs", "summary_files"):
+        if getattr(args, name) is not None:
+            manager[name] = getattr(args, name)
+    return {"manager": manager} if manager else {}
+
+
+def _format_result(result: Any) -> str:
+    """The run's outcome as aligned ``Label: value`` lines for stdout."""
+    stats = result.stats or {}
+    x = "none" if result.x is None else np.array2string(np.asarray(result.x, dtype=float), precision=8,
+                                                         separator=", ", threshold=50, max_line_width=10**6)
+    started = stats.get("o_counter", "?")
+    detail = ", ".join(f"{stats[k]} {label}" for k, label in (("stopped", "stopped"), ("conv_counter", "converged"))
+                       if k in stats)
+    seconds = stats.get("t_session", stats.get("t_used"))
+    lines = [
+        ("Best fx", f"{result.fx:.10g}"),
+        ("Best x", x),
+        ("Found by", f"optimizer {result.origin.get('opt_id')} ({result.origin.get('type')})" if result.origin else "-"),
+        ("Evaluations", str(stats.get("f_counter", "?"))),
+        ("Optimizers", f"{started} started" + (f" ({detail})" if detail else "")),
+        ("Time", "?" if seconds is None else f"{seconds:.1f} s"),
+        ("Exit reason", str(stats.get("exit_reason") or "?")),
+    ]
+    return "\n".join(f"{label + ':':<13} {value}" for label, value in lines)
+
+
+@command("run", "run the optimization a job file describes (the default command)", _run_arguments)
+def cmd_run(args: argparse.Namespace) -> int:
+    """Build the job, run the manager, print the result; 128 + signal number if interrupted."""
+    spec = _load(args.job, _manager_overrides(args))
+    level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
+    with _logging(level, spec.logging.file):
+        from .core.manager import GloMPOManager
+        from .jobfile import build_manager_kwargs, describe
+
+        kwargs = build_manager_kwargs(spec)
+        logger.info("Job %s: %s", args.job, describe(spec, kwargs))
+        try:
+            manager = GloMPOManager.new_manager(**kwargs)
+        except FileExistsError as e:
+            raise CliError(f"{e} (or run with --overwrite)") from None
+        result = manager.start_manager()
+    print(_format_result(result), flush=True)
+    interrupted = getattr(manager, "interrupted", None)
+    if interrupted:
+        print(f"{PROG}: interrupted by {interrupted}; the result above is the best found so far", file=sys.stderr)
+        try:
+            return 128 + signal.Signals[interrupted].value
+        except KeyError:
+            return EXIT_INTERRUPTED
+    return 0
+
+
+# ------------------------------------------------------------ validate
+
+@command("validate", "check a job file and build its objects without running; prints 'OK: <summary>'",
+         _add_job_argument)
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate and build everything (the task included) but start nothing and write no file."""
+    from .jobfile import build_manager_kwargs, describe
+
+    spec = _load(args.job)
+    with _logging("WARNING"):
+        kwargs = build_manager_kwargs(spec)
+    print(f"OK: {args.job}: {describe(spec, kwargs)}")
+    return 0
+
+
+# ------------------------------------------------------------ entry point
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subparser per registered command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="GloMPO (Globally Managed Parallel Optimization) for HPC clusters.",
+        epilog=f"'{PROG} JOB.yaml' is short for '{PROG} {DEFAULT_COMMAND} JOB.yaml'. "
+               f"Run '{PROG} COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_arguments(p)
+        p.set_defaults(handler=cmd.handler)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
+        argv.insert(0, DEFAULT_COMMAND)  # `glompo-hpc job.yaml --backend threads` and `glompo-hpc --quiet job.yaml`
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
+        return int(e.code or 0)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        return args.handler(args)
+    except (CliError, ConfigurationError, FileExistsError) as e:
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,11 @@
+"""Job files: YAML descriptions of an optimization, validated and turned into manager arguments.
+
+``load_job_file(path)`` reads and validates a file, ``validate(dict)`` validates a dict, and
+``build_manager_kwargs(spec)`` builds the task and components and returns the keyword arguments of
+``GloMPOManager.setup``. The format is documented in :mod:`glompo_hpc.jobfile.schema`.
+"""
+
+from .build import build_manager_kwargs, build_task, describe, load_job_file, validate
+from .schema import JobSpec
+
+__all__ = ("load_job_file", "validate", "build_manager_kwargs", "build_task", "describe", "JobSpec")

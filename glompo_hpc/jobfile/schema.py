@@ -1,0 +1,354 @@
+"""The job file schema: one dataclass per section; its fields ARE the valid keys and their defaults.
+
+A job file is a YAML mapping with these top-level keys (only ``task`` is required)::
+
+    task:                      # the function to minimize
+      function: mypkg.tasks:Rastrigin   # 'pkg.module:callable'; short form: task: mypkg.tasks:f
+      args: []                 # when the callable is a class or factory, it is called with these
+      kwargs: {dims: 2}
+      factory: null            # null: classes are called; functions are called only if args/kwargs given
+    bounds: [[-5, 5], [-5, 5]] # or {min: -5, max: 5, dims: 2}; optional if the task has .bounds
+    optimizers:                # the selector and the optimizers it may start
+      selector: CycleSelector  # or {type: RandomSelector, seed: 1}
+      options:
+        - {type: CMAOptimizer, workers: 1, sigma0: 0.3}
+      allow_spawn: [{type: IterSpawnStop, max_calls: 10000}]
+      fcall_thresholds: null   # ChainSelector only
+    stoppers: "BestUnmoving(calls=100, tol=0.01) & MinFuncCalls(min_pts=50) | ValueAnnealing()"
+    exit_conditions: {any: [{type: MaxFuncCalls, fmax: 20000}, "TargetCost(0.0)"]}
+    generator: {type: RandomGenerator}
+    manager: {backend: threads, max_jobs: 4, working_dir: results, seed: 1}
+    checkpointing: {checkpoint_time_interval: 3600}
+    logging: {level: INFO, file: null}
+
+Design choice: the manager's settings (every ``GloMPOManager.setup`` parameter that is not a
+component, plus ``seed``) live under ``manager:`` rather than at the top level, so the top level
+names *what* is optimized and *how*, and ``manager:`` maps one-to-one onto setup()'s keywords.
+
+Relative paths (``manager.working_dir``, ``logging.file``) are relative to the job file's directory.
+Stoppers and exit conditions: see :mod:`glompo_hpc.jobfile.conditions` for their forms.
+
+This module only checks structure and scalar values; ``build.py`` resolves names and checks
+component parameters against their classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..checkpointing import CheckpointingControl
+from ..errors import ConfigurationError, JobFileError
+from .conditions import Combination, ComponentSpec, Condition, parse_component, parse_condition
+from .registry import show
+
+__all__ = ("JobSpec", "TaskSpec", "BoundsRange", "OptimizersSpec", "ComponentSpec", "Combination", "Condition",
+           "ManagerSpec", "LoggingSpec", "BACKENDS", "parse_job", "parse_bounds", "parse_condition")
+
+BACKENDS = ("threads", "processes", "processes_forced", "mpi")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+# ------------------------------------------------------------ scalar checks
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _got(value: Any) -> str:
+    text = f"got {show(value)}"
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return text
+        # PyYAML reads 1e3 (no dot, no sign on the exponent) as a string: a common surprise.
+        text += " (a string: YAML reads numbers like 1e3 as text, write 1.0e+3)"
+    return text
+
+
+def _check(desc: str, ok: Callable[[Any], bool], nullable: bool) -> Callable[[Any, str], Any]:
+    def check(value: Any, key_path: str) -> Any:
+        if value is None and nullable:
+            return None
+        if not ok(value):
+            raise JobFileError(key_path, f"expected {desc}{' or null' if nullable else ''}, {_got(value)}")
+        return value
+    return check
+
+
+def _boolean(nullable: bool = False) -> Callable[[Any, str], Any]:
+    return _check("true or false", lambda v: isinstance(v, bool), nullable)
+
+
+def _integer(lo: int | None = None, hi: int | None = None, nullable: bool = False) -> Callable[[Any, str], Any]:
+    desc = "an integer" + (f" in {lo}..{hi}" if lo is not None and hi is not None else
+                           f" >= {lo}" if lo is not None else "")
+    return _check(desc, lambda v: isinstance(v, int) and not isinstance(v, bool)
+                  and (lo is None or v >= lo) and (hi is None or v <= hi), nullable)
+
+
+def _number(lo: float | None = None, nullable: bool = False, strict: bool = False) -> Callable[[Any, str], Any]:
+    desc = "a number" + (f" {'>' if strict else '>='} {lo}" if lo is not None else "")
+    return _check(desc, lambda v: _is_number(v) and v == v  # v == v: not NaN
+                  and (lo is None or v > lo or (not strict and v == lo)), nullable)
+
+
+def _string(nullable: bool = False) -> Callable[[Any, str], Any]:
+    return _check("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()), nullable)
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any, str], Any]:
+    return _check("one of " + ", ".join(repr(o) for o in options), lambda v: v in options, False)
+
+
+def _key(check: Callable[[Any, str], Any] | None = None, default: Any = None, **kw: Any) -> Any:
+    return field(default=default, metadata={"check": check} if check else {}, **kw)
+
+
+# ------------------------------------------------------------ sections
+
+@dataclass
+class TaskSpec:
+    """``task:``. ``target`` (not a key) is the imported callable, filled in by build.validate."""
+
+    function: str = _key(_string(), default=dataclasses.MISSING)
+    args: list = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+    factory: bool | None = _key(_boolean(nullable=True))
+    target: Any = field(default=None, metadata={"key": False})
+
+
+@dataclass
+class BoundsRange:
+    """``bounds: {min, max, dims}``: the same range for every parameter."""
+
+    min: float = _key(_number(), default=dataclasses.MISSING)
+    max: float = _key(_number(), default=dataclasses.MISSING)
+    dims: int = _key(_integer(lo=1), default=dataclasses.MISSING)
+
+
+def _default_options() -> list[ComponentSpec]:
+    return [ComponentSpec("CMAOptimizer", key_path="optimizers.options[0]", type_path="optimizers.options[0]")]
+
+
+@dataclass
+class OptimizersSpec:
+    """``optimizers:``: the selector, its optimizer options and spawn controllers."""
+
+    selector: Any = "CycleSelector"
+    options: list = field(default_factory=_default_options)
+    allow_spawn: list = field(default_factory=list)
+    fcall_thresholds: list | None = None
+
+
+@dataclass
+class ManagerSpec:
+    """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
+
+    ``working_dir`` is relative to the job file's directory. ``seed`` (an integer) seeds numpy's
+    and Python's global RNGs and gives every seedable component (generator, selector, stoppers,
+    exit conditions with a ``seed`` parameter) its own seed derived from it.
+    """
+
+    working_dir: str = _key(_string(), ".")
+    overwrite_existing: bool = _key(_boolean(), False)
+    max_jobs: int | None = _key(_integer(lo=1, nullable=True), None)
+    backend: str = _key(_one_of(BACKENDS), "processes")
+    share_best_solutions: bool = _key(_boolean(), False)
+    stopcheck_interval: int = _key(_integer(lo=1), 100)
+    apply_stoppers_to_best: bool = _key(_boolean(), False)
+    status_interval: float = _key(_number(lo=0, strict=True), 600)
+    summary_files: int = _key(_integer(lo=0, hi=3), 0)
+    is_log_detailed: bool = _key(_boolean(), False)
+    force_terminations_after: float = _key(_number(lo=-1), -1)
+    aggressive_stop: bool = _key(_boolean(), False)
+    end_timeout: float | None = _key(_number(lo=0, nullable=True), None)
+    split_printstreams: bool = _key(_boolean(), True)
+    seed: int | None = _key(_integer(lo=0, hi=2 ** 32 - 1, nullable=True), None)
+
+
+def _level(value: Any, key_path: str) -> str:
+    if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+        return value.strip().upper()
+    raise JobFileError(key_path, f"expected one of {', '.join(LOG_LEVELS)}, {_got(value)}")
+
+
+@dataclass
+class LoggingSpec:
+    """``logging:``: level of the ``glompo_hpc`` loggers; ``file`` (relative to the job file) adds a log file."""
+
+    level: str = _key(_level, "INFO")
+    file: str | None = _key(_string(nullable=True), None)
+
+
+@dataclass
+class JobSpec:
+    """A validated job file. ``source`` and ``base_dir`` are not keys: where the file was read."""
+
+    task: TaskSpec = _key(default=dataclasses.MISSING)
+    bounds: list | None = None
+    optimizers: OptimizersSpec = field(default_factory=OptimizersSpec)
+    stoppers: Condition | None = None
+    exit_conditions: Condition | None = None
+    generator: ComponentSpec | None = None
+    manager: ManagerSpec = field(default_factory=ManagerSpec)
+    checkpointing: CheckpointingControl | None = None
+    logging: LoggingSpec = field(default_factory=LoggingSpec)
+    source: Path | None = field(default=None, metadata={"key": False})
+    base_dir: Path = field(default=Path("."), metadata={"key": False})
+
+
+# ------------------------------------------------------------ generic section reading
+
+def _keys(section: type, exclude: tuple[str, ...] = ()) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(section) if f.metadata.get("key", True) and f.name not in exclude]
+
+
+def _default_text(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return f"{f.name}={'null' if f.default is None else show(f.default, 40)}"
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        value = f.default_factory()  # type: ignore[misc]
+        if isinstance(value, list):  # e.g. the default optimizer options: show their names
+            value = [v.type if isinstance(v, ComponentSpec) else v for v in value]
+        return f"{f.name}={{...}}" if dataclasses.is_dataclass(value) else f"{f.name}={show(value, 40)}"
+    return f"{f.name} (required)"
+
+
+def _join(key_path: str, key: Any) -> str:
+    return f"{key_path}.{key}" if key_path else str(key)
+
+
+def _mapping(value: Any, key_path: str, what: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise JobFileError(key_path, f"expected {what}, got {show(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise JobFileError(key_path, f"keys must be strings, got {show(key)}")
+    return value
+
+
+def read_section(section: type, value: Any, key_path: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Check a mapping's keys against a dataclass's fields and apply their checks.
+
+    Returns the checked values (fields absent from the mapping are left out, so the dataclass
+    defaults apply). Unknown keys fail with the list of valid keys and their defaults.
+    """
+    fields = _keys(section, exclude)
+    names = {f.name for f in fields}
+    data = _mapping(value, key_path, f"a mapping with keys {', '.join(sorted(names))}")
+    for key in data:
+        if key not in names:
+            valid = ", ".join(_default_text(f) for f in fields)
+            raise JobFileError(_join(key_path, key), f"unknown key; valid keys: {valid}")
+    out = {}
+    for f in fields:
+        if f.name in data:
+            check = f.metadata.get("check")
+            out[f.name] = check(data[f.name], _join(key_path, f.name)) if check else data[f.name]
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+            raise JobFileError(_join(key_path, f.name), "missing required key")
+    return out
+
+
+# ------------------------------------------------------------ sections with several forms
+
+def parse_task(value: Any) -> TaskSpec:
+    if isinstance(value, str):
+        value = {"function": value}
+    data = read_section(TaskSpec, value, "task")
+    if not isinstance(data.get("args", []), list):
+        raise JobFileError("task.args", f"expected a list, got {show(data['args'])}")
+    _mapping(data.get("kwargs", {}), "task.kwargs", "a mapping of keyword arguments")
+    return TaskSpec(**data)
+
+
+def _pair(item: Any, key_path: str) -> tuple[float, float]:
+    if not isinstance(item, (list, tuple)) or len(item) != 2:
+        raise JobFileError(key_path, f"expected a [min, max] pair, got {show(item)}")
+    for v in item:
+        if not _is_number(v):
+            raise JobFileError(key_path, f"expected numbers [min, max], {_got(v)}")
+    try:
+        lo, hi = float(item[0]), float(item[1])
+    except OverflowError:  # an integer beyond float range
+        lo = hi = math.inf
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise JobFileError(key_path, f"bounds must be finite, got {show(list(item))}")
+    if lo >= hi:
+        raise JobFileError(key_path, f"min {lo!r} >= max {hi!r}")
+    return lo, hi
+
+
+def parse_bounds(value: Any, key_path: str = "bounds") -> list[tuple[float, float]] | None:
+    """``[[min, max], ...]`` or ``{min, max, dims}`` -> list of (min, max) float pairs."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        r = BoundsRange(**read_section(BoundsRange, value, key_path))
+        pair = _pair([r.min, r.max], key_path)
+        return [pair] * r.dims
+    if not isinstance(value, (list, tuple)) or isinstance(value, str):
+        raise JobFileError(key_path, f"expected a list of [min, max] pairs or {{min, max, dims}}, got {show(value)}")
+    if not value:
+        raise JobFileError(key_path, "expected at least one [min, max] pair, got an empty list")
+    return [_pair(item, f"{key_path}[{i}]") for i, item in enumerate(value)]
+
+
+# ------------------------------------------------------------ the whole file
+
+def _checkpointing(value: Any) -> CheckpointingControl | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return CheckpointingControl()
+    data = read_section(CheckpointingControl, value, "checkpointing", exclude=("count",))
+    try:
+        return CheckpointingControl(**data)
+    except (ConfigurationError, TypeError, ValueError) as e:
+        name = str(e).split()[0] if str(e) else ""
+        path = f"checkpointing.{name}" if name in data else "checkpointing"
+        raise JobFileError(path, str(e)) from None
+
+
+def _optimizers(value: Any) -> OptimizersSpec:
+    data = read_section(OptimizersSpec, value, "optimizers")
+    spec = OptimizersSpec(**data)
+    spec.selector = parse_component(spec.selector, "optimizers.selector")
+    if "options" in data:
+        if not isinstance(spec.options, list) or not spec.options:
+            raise JobFileError("optimizers.options", f"expected a non-empty list of optimizers, got {show(spec.options)}")
+        spec.options = [parse_component(o, f"optimizers.options[{i}]") for i, o in enumerate(spec.options)]
+    allow = spec.allow_spawn
+    if allow is None:
+        allow = []
+    elif not isinstance(allow, list):
+        allow = [allow]
+    spec.allow_spawn = [parse_component(a, f"optimizers.allow_spawn[{i}]") for i, a in enumerate(allow)]
+    if spec.fcall_thresholds is not None and not isinstance(spec.fcall_thresholds, list):
+        raise JobFileError("optimizers.fcall_thresholds", f"expected a list of integers, got {show(spec.fcall_thresholds)}")
+    return spec
+
+
+def parse_job(data: Any, source: Path | None = None, base_dir: Path | None = None) -> JobSpec:
+    """Check a job file's structure and scalar values (names are resolved by build.validate)."""
+    top = read_section(JobSpec, data, "")
+    spec = JobSpec(task=parse_task(top["task"]), source=source, base_dir=base_dir or Path("."))
+    spec.bounds = parse_bounds(top.get("bounds"))
+    spec.optimizers = _optimizers({} if top.get("optimizers") is None else top["optimizers"])
+    spec.stoppers = parse_condition(top.get("stoppers"), "stoppers")
+    spec.exit_conditions = parse_condition(top.get("exit_conditions"), "exit_conditions")
+    if top.get("generator") is not None:
+        spec.generator = parse_component(top["generator"], "generator")
+    if top.get("manager") is not None:
+        spec.manager = ManagerSpec(**read_section(ManagerSpec, top["manager"], "manager"))
+    spec.checkpointing = _checkpointing(top.get("checkpointing"))
+    if top.get("logging") is not None:
+        spec.logging = LoggingSpec(**read_section(LoggingSpec, top["logging"], "logging"))
+    logging.getLogger("glompo_hpc.jobfile").debug("parsed job file %s", source or "<dict>")
+    return spec

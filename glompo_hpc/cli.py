@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import __version__
-from .errors import ConfigurationError
+from .errors import CheckpointError, ConfigurationError
 
 __all__ = ("main", "command", "COMMANDS", "CliError")
 
@@ -34,12 +34,26 @@ PROG = "glompo-hpc"
 DEFAULT_COMMAND = "run"
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+#: The run was stopped by SIGUSR2/SIGTERM and left a checkpoint: a job script should requeue it.
+EXIT_REQUEUE = 3
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 class CliError(Exception):
     """A user error with a ready message; ``main`` prints it as one line and exits 2."""
+
+
+class SignalExit(Exception):
+    """SIGTERM/SIGUSR2 arrived before (or after) the manager ran: nothing is lost, end cleanly."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+def _raise_signal_exit(signum: int, frame: Any) -> None:
+    raise SignalExit(signum)
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     levels.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
                         help="log level on stderr (default: the job file's logging.level)")
     levels.add_argument("--quiet", action="store_true", help="log warnings and errors only; the result is still printed")
+    parser.add_argument("--resume", choices=("auto", "never"), default="never",
+                        help="auto: if the working dir holds a valid checkpoint, resume from the newest one "
+                             "(what a requeued job needs); never (default): always start afresh")
 
 
 def _manager_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,7 +193,7 @@ def _format_result(result: Any) -> str:
 
 @command("run", "run the optimization a job file describes (the default command)", _run_arguments)
 def cmd_run(args: argparse.Namespace) -> int:
-    """Build the job, run the manager, print the result; 128 + signal number if interrupted."""
+    """Build the job, run (or resume) the manager, print the result; see ``_exit_code``."""
     spec = _load(args.job, _manager_overrides(args))
     level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
     with _logging(level, spec.logging.file):
@@ -185,20 +202,83 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         kwargs = build_manager_kwargs(spec)
         logger.info("Job %s: %s", args.job, describe(spec, kwargs))
+        checkpoint = _resume_point(kwargs) if args.resume == "auto" else None
         try:
-            manager = GloMPOManager.new_manager(**kwargs)
+            if checkpoint is not None:
+                logger.warning("Resuming from checkpoint %s", checkpoint)
+                manager = GloMPOManager.load_manager(checkpoint, task=kwargs["task"])
+            else:
+                manager = GloMPOManager.new_manager(**kwargs)
         except FileExistsError as e:
             raise CliError(f"{e} (or run with --overwrite)") from None
         result = manager.start_manager()
     print(_format_result(result), flush=True)
+    return _exit_code(manager)
+
+
+def _resume_point(kwargs: dict[str, Any]) -> Path | None:
+    """The newest valid checkpoint of this job's working directory, if any."""
+    from .checkpointing import CheckpointingControl
+    from .core.checkpoint_file import latest_checkpoint
+
+    control = kwargs.get("checkpoint_control") or CheckpointingControl()
+    directory = Path(control.checkpointing_dir)
+    if not directory.is_absolute():
+        directory = Path(kwargs.get("working_dir", ".")) / directory
+    return latest_checkpoint(directory)
+
+
+def _exit_code(manager: Any) -> int:
+    """0 at a normal end; EXIT_REQUEUE when a signal ended the run after a checkpoint; else
+    128 + the signal's number."""
     interrupted = getattr(manager, "interrupted", None)
-    if interrupted:
-        print(f"{PROG}: interrupted by {interrupted}; the result above is the best found so far", file=sys.stderr)
-        try:
-            return 128 + signal.Signals[interrupted].value
-        except KeyError:
-            return EXIT_INTERRUPTED
-    return 0
+    if not interrupted:
+        return 0
+    if getattr(manager, "exit_checkpoint", None) is not None:
+        print(f"{PROG}: interrupted by {interrupted}; checkpoint {manager.exit_checkpoint} written: "
+              "resume with --resume auto", file=sys.stderr)
+        return EXIT_REQUEUE
+    print(f"{PROG}: interrupted by {interrupted}; the result above is the best found so far", file=sys.stderr)
+    try:
+        return 128 + signal.Signals[interrupted].value
+    except KeyError:
+        return EXIT_INTERRUPTED
+
+
+# ------------------------------------------------------------ resume
+
+def _resume_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="CHECKPOINT_OR_WORKDIR",
+                        help="a checkpoint file, or a working directory whose newest valid checkpoint is used")
+    parser.add_argument("job", nargs="?", metavar="JOB.yaml",
+                        help="the job file: supplies the task (needed when the checkpoint holds none) and logging")
+    parser.add_argument("--log-level", type=str.upper, default=None,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+
+
+@command("resume", "resume an optimization from a checkpoint (or a working directory's newest one)",
+         _resume_arguments)
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .core.checkpoint_file import latest_checkpoint
+    from .core.manager import GloMPOManager
+
+    source = Path(args.source)
+    if source.is_dir():
+        found = latest_checkpoint(source / "checkpoints") or latest_checkpoint(source)
+        if found is None:
+            raise CliError(f"no valid checkpoint in {str(source)!r} or its 'checkpoints' folder")
+        source = found
+    spec = _load(args.job) if args.job else None
+    level = args.log_level or (spec.logging.level if spec else "WARNING")
+    with _logging(level, spec.logging.file if spec else None):
+        task = None
+        if spec is not None:
+            from .jobfile import build_task
+            task = build_task(spec)
+        manager = GloMPOManager.load_manager(source, task=task)
+        result = manager.start_manager()
+    print(_format_result(result), flush=True)
+    return _exit_code(manager)
 
 
 # ------------------------------------------------------------ validate
@@ -250,9 +330,17 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
+    # While the manager runs it handles these signals itself (checkpoint, clean stop); before and
+    # after, they end the command cleanly instead of killing it mid-write.
+    for sig in (signal.SIGTERM, getattr(signal, "SIGUSR2", None)):
+        if sig is not None:
+            signal.signal(sig, _raise_signal_exit)
     try:
         return args.handler(args)
-    except (CliError, ConfigurationError, FileExistsError) as e:
+    except SignalExit as e:
+        print(f"{PROG}: interrupted by {e} before the optimization ran", file=sys.stderr)
+        return 128 + e.signum
+    except (CliError, ConfigurationError, CheckpointError, FileExistsError) as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -252,3 +252,13 @@ def test_overrides_and_slot_apportioning(tmp_path):
     assert len(r._restored) == 2 and all(opt.workers == 1 for _, opt in r._restored)
     r.start_manager()
     assert r.working_dir == tmp_path / "elsewhere" and r.f_counter >= 400
+
+
+def test_time_interval_counts_from_the_session_start(tmp_path):
+    m = make(tmp_path, task=SleepyTask(delay=0.002), checkpoint_control=control(checkpoint_time_interval=0.6),
+             selector=CycleSelector((WalkOptimizer, {"iters": 10 ** 6})), exit_conditions=MaxFuncCalls(10 ** 9))
+    threading.Timer(2.0, lambda: (tmp_path / "EXIT").touch()).start()
+    m.start_manager()
+    assert 1 <= len(m.checkpoint_log) <= 3  # none at once (the interval starts with the session)
+    first = m.checkpoint_log[0]
+    assert first["bytes"] > 0 and first["f_counter"] > 0 and first["optimizers"] == 2

@@ -56,7 +56,7 @@ class Checkpointer:
         """Take a checkpoint now; returns its path, or None if it failed (and raising was not asked)."""
         m = self.manager
         m.last_checkpoint_eval = m.f_counter
-        m.last_checkpoint_time = time.time()
+        m.last_checkpoint_time = started = time.time()
         self.directory.mkdir(parents=True, exist_ok=True)
         name = self._unique_name()
         staging = self.directory / f".staging_{name}"
@@ -78,7 +78,11 @@ class Checkpointer:
                 for opt_id in paused:
                     self.session.backend.send(opt_id, msg.Resume())
         self._prune(path)
-        logger.info("Checkpoint written: %s (%d evaluations, %d optimizers)", path, m.f_counter, len(paused))
+        seconds, size = time.time() - started, path.stat().st_size
+        m.checkpoint_log.append({"name": path.name, "f_counter": m.f_counter, "optimizers": len(paused),
+                                 "seconds": round(seconds, 4), "bytes": size})
+        logger.info("Checkpoint written: %s (%d evaluations, %d optimizers, %.1f MB, %.2f s)", path, m.f_counter,
+                    len(paused), size / 2 ** 20, seconds)
         return path
 
     def _unique_name(self) -> str:

@@ -113,6 +113,7 @@ class GloMPOManager:
         self.mem_history: list[float] = []
         self.load_history: list[tuple[float, float, float]] = []
         self.checkpoint_files: list[str] = []  # checkpoints still on disk, oldest first (for keep_past)
+        self.checkpoint_log: list[dict] = []  # name, f_counter, optimizers, seconds, bytes of each one taken
         self.exit_checkpoint: Path | None = None  # the checkpoint taken when a signal ended the session
         self._running = False
         self._session: RunSession | None = None
@@ -298,6 +299,7 @@ class GloMPOManager:
         self.t_start = time.time()
         self.dt_starts.append(datetime.now())
         self.last_status = self.t_start
+        self.last_checkpoint_time = self.t_start  # the time interval counts from each session's start
         self.exit_checkpoint = None
         self.interrupted = None
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import OptimizerStopped
 from . import messages as msg
 
-__all__ = ("ObservedTask", "as_function_value")
+__all__ = ("ObservedTask", "as_function_value", "set_remote_batch")
 
 logger = logging.getLogger("glompo_hpc.core.observed_task")
 
@@ -45,6 +45,20 @@ def _evaluate(task: Callable, x: np.ndarray, detailed: bool) -> tuple[float, tup
         out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
         return as_function_value(out[0]), tuple(out[1:])
     return as_function_value(task(x)), ()
+
+
+#: Set (in a child process, before its optimizer runs) by a host that spreads the ``batch`` calls of
+#: optimizers with ``workers`` > 1 over other processes: the MPI rank host under ``slots: ranks``.
+#: Called as ``remote_batch(xs, evaluate)``; returns one ``(fx, extras)`` per x, in order;
+#: ``evaluate(x)`` evaluates one point in this process.
+_remote_batch: Callable[[list[np.ndarray], Callable[[np.ndarray], tuple[float, tuple]]],
+                        list[tuple[float, tuple]]] | None = None
+
+
+def set_remote_batch(evaluator: Callable | None) -> None:
+    """Install (or remove, with None) the process's remote batch evaluator; see ``_remote_batch``."""
+    global _remote_batch
+    _remote_batch = evaluator
 
 
 _worker_task: tuple[Callable, bool] | None = None
@@ -103,9 +117,12 @@ class ObservedTask:
         """Evaluate many points, in parallel over the optimizer's workers; returns their values."""
         self._before_evaluation()
         xs = [np.array(x, dtype=float).reshape(-1) for x in xs]
-        pool = self._get_pool()
-        outs = list(pool.map(_evaluate_in_worker if isinstance(pool, ProcessPoolExecutor)
-                             else self._evaluate_here, xs)) if pool else [self._evaluate_here(x) for x in xs]
+        if _remote_batch is not None and self.optimizer.workers > 1:
+            outs = _remote_batch(xs, self._evaluate_here)
+        else:
+            pool = self._get_pool()
+            outs = list(pool.map(_evaluate_in_worker if isinstance(pool, ProcessPoolExecutor)
+                                 else self._evaluate_here, xs)) if pool else [self._evaluate_here(x) for x in xs]
         for x, (fx, extras) in zip(xs, outs):
             self._record(x, fx, extras)
         return np.array([fx for fx, _ in outs], dtype=float)

@@ -310,3 +310,21 @@ def test_task_that_raises_crashes_only_its_optimizer(tmp_path, backend):
     # the third starts as the run ends (MaxOptsStarted), so it may be stopped before its first call
     assert all("task cannot evaluate x0=4.500" in e for e in ends[:2])
     assert "task cannot evaluate" in ends[2] or "shutting down" in ends[2]
+
+
+def test_seeding_numpy_makes_a_one_slot_run_reproducible(tmp_path):
+    """Optimizers without a seed draw one from numpy's global generator when built (the job
+    file's manager.seed seeds it): same seed, same run; each optimizer still differs."""
+    from glompo_hpc import CMAOptimizer, RandomGenerator, Rastrigin
+
+    def run(wd):
+        np.random.seed(11)
+        m = make(wd, task=Rastrigin(dims=3), selector=CycleSelector((CMAOptimizer, {"sigma0": 2.0, "popsize": 6})),
+                 max_jobs=1, x0_generator=RandomGenerator(BOUNDS, seed=2), exit_conditions=MaxFuncCalls(3000))
+        m.start_manager()
+        return m
+
+    a, b = run(tmp_path / "a"), run(tmp_path / "b")
+    assert a.result.fx == b.result.fx and a.f_counter == b.f_counter and a.o_counter == b.o_counter > 1
+    firsts = [tuple(a.opt_log.history(i, "x")[1]) for i in a.opt_log.opt_ids if a.opt_log.n_evals(i) > 1]
+    assert len(set(firsts)) == len(firsts)  # different optimizers sample differently

@@ -120,6 +120,10 @@ class CMAOptimizer(BaseOptimizer):
         self.force_injects = force_injects
         self.injection_interval = injection_interval
         self.cma_options = dict(cma_options)
+        if self.cma_options.get("seed") is None:
+            # drawn in the manager when the optimizer is built: seeding numpy once (the job file's
+            # manager.seed) makes a run reproducible, and every optimizer still samples differently
+            self.cma_options["seed"] = int(np.random.randint(0, 2 ** 31 - 1))
         self.n_nonfinite = 0
         self._es: cma.CMAEvolutionStrategy | None = None
         self._best_x: np.ndarray | None = None

@@ -23,17 +23,20 @@ class RandomOptimizer(BaseOptimizer):
 
     Args:
         iters: Number of iterations (batches of ``workers`` points); success when all are done.
-        seed: Seed of the optimizer's own generator (None: fresh entropy).
+        seed: Seed of the optimizer's own generator. None: drawn from numpy's global generator
+            when the optimizer is built (in the manager), so seeding numpy once (the job file's
+            ``manager.seed``) makes a whole run reproducible while each optimizer differs.
         workers: Points per batch, evaluated in parallel.
         backend: 'threads' or 'processes'.
         is_log_detailed: Evaluate through ``task.detailed_call``.
     """
 
-
     def __init__(self, iters: int = 100, seed: int | None = None, workers: int = 1, backend: str = "threads",
                  is_log_detailed: bool = False, **kwargs: Any):
         if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 0:
             raise ConfigurationError(f"iters must be an integer >= 0, got {iters!r}")
+        if seed is None:
+            seed = int(np.random.randint(0, 2 ** 31 - 1))
         super().__init__(workers, backend, is_log_detailed, iters=iters, seed=seed, **kwargs)
         self.iters = int(iters)
         self.seed = seed

@@ -29,12 +29,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import math
 from abc import ABC, abstractmethod
-from numbers import Integral, Real
 from typing import Any, Callable, ClassVar, Iterator
 
-from .errors import ConfigurationError
+from .validation import check_int, check_real
 
 __all__ = ("BaseCombinable", "Combination", "AndCombination", "OrCombination", "check_int", "check_real")
 
@@ -47,22 +45,6 @@ def _short(value: Any) -> str:
     if isinstance(value, (list, tuple)) and len(value) > _MAX_SHOWN_ITEMS:
         return f"[{value[0]!r}, ..., {value[-1]!r}] ({len(value)} items)"
     return repr(value)
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int; ConfigurationError naming ``name`` and the value unless an integer >= minimum."""
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_real(name: str, value: object, minimum: float = -math.inf, inclusive: bool = True) -> float:
-    """``value`` as a float; ConfigurationError naming it unless finite and >= (or >) ``minimum``."""
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not (ok and (value >= minimum if inclusive else value > minimum)):
-        bound = "" if minimum == -math.inf else f" {'>=' if inclusive else '>'} {minimum:g}"
-        raise ConfigurationError(f"{name} must be a finite number{bound}, got {value!r}")
-    return float(value)
 
 
 def _recording(call: Callable[..., Any]) -> Callable[..., bool]:

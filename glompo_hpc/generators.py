@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ConfigurationError
+from .validation import check_bounds
 
 __all__ = ("BaseGenerator", "RandomGenerator", "SinglePointGenerator", "IncumbentGenerator",
            "ExploitExploreGenerator", "PerturbationGenerator", "BasinHoppingGenerator", "AnnealingGenerator")
@@ -29,20 +30,6 @@ SeedLike = int | np.random.SeedSequence | np.random.Generator | None
 
 
 # ------------------------------------------------------------ validation helpers
-
-def _as_bounds(bounds: Any) -> np.ndarray:
-    """Check ``bounds`` is a sequence of finite (min, max) pairs with min < max; return an (n, 2) array."""
-    try:
-        arr = np.array(bounds, dtype=float)
-    except (TypeError, ValueError) as e:
-        raise ConfigurationError(f"bounds must be a sequence of (min, max) pairs, got {bounds!r}") from e
-    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-        raise ConfigurationError(f"bounds must be a non-empty sequence of (min, max) pairs, got {bounds!r}")
-    for i, (lo, hi) in enumerate(arr):
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
-            raise ConfigurationError(f"bounds[{i}] must be finite with min < max, got ({float(lo)!r}, {float(hi)!r})")
-    return arr
-
 
 def _as_point(x: Any, bounds: np.ndarray, name: str) -> np.ndarray:
     """Check ``x`` has one finite value per bound and lies inside the box; return a float copy."""
@@ -115,7 +102,7 @@ class _BoxGenerator(BaseGenerator):
 
     def __init__(self, bounds: Sequence[tuple[float, float]], seed: SeedLike = None):
         super().__init__(seed)
-        self.bounds = _as_bounds(bounds)
+        self.bounds = check_bounds(bounds)
 
     def _random(self) -> np.ndarray:
         return self.rng.uniform(self.bounds[:, 0], self.bounds[:, 1])
@@ -309,7 +296,7 @@ class BasinHoppingGenerator(BaseGenerator):
         self._considered: set[int] = set()
 
     def generate(self, manager: Any) -> np.ndarray:
-        bounds = _as_bounds(manager.bounds)
+        bounds = check_bounds(manager.bounds)
         log = manager.opt_log
         trial = self._take_trial(log)
         if self.basin is None:

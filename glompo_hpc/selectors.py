@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from .errors import ConfigurationError
+from .validation import check_int
 from .optimizers.base import BaseOptimizer
 
 __all__ = (
@@ -123,12 +124,6 @@ class BaseSpawnController(ABC):
     __repr__ = __str__
 
 
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigurationError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)
-
-
 class IterSpawnStop(BaseSpawnController):
     """Allows spawning while the manager has made fewer than ``max_calls`` evaluations.
 
@@ -137,7 +132,7 @@ class IterSpawnStop(BaseSpawnController):
     """
 
     def __init__(self, max_calls: int):
-        self.max_calls = _check_count(max_calls, "max_calls")
+        self.max_calls = check_int("max_calls", max_calls, 0)
 
     def __call__(self, manager: Any) -> bool:
         return manager.f_counter < self.max_calls
@@ -151,7 +146,7 @@ class NOptimizersSpawnStop(BaseSpawnController):
     """
 
     def __init__(self, max_opts: int):
-        self.max_opts = _check_count(max_opts, "max_opts")
+        self.max_opts = check_int("max_opts", max_opts, 0)
 
     def __call__(self, manager: Any) -> bool:
         return manager.o_counter < self.max_opts

@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .combinable import AndCombination, BaseCombinable, OrCombination, check_int, check_real
+from .combinable import AndCombination, BaseCombinable, OrCombination
+from .validation import check_bounds, check_int, check_real
 from .core.optlog import OptimizerLog
 from .errors import ConfigurationError
 
@@ -61,15 +62,8 @@ class OrStopper(OrCombination, BaseStopper):
 
 def _check_bounds(bounds: Sequence[Sequence[float]]) -> tuple[tuple[tuple[float, float], ...], float]:
     """Bounds as a tuple of (min, max) pairs, and the length of the box diagonal."""
-    try:
-        pairs = tuple((float(lo), float(hi)) for lo, hi in bounds)
-    except (TypeError, ValueError) as err:
-        raise ConfigurationError(f"bounds must be a sequence of (min, max) pairs, got {bounds!r}") from err
-    if not pairs:
-        raise ConfigurationError("bounds must hold at least one (min, max) pair, got none")
-    for i, (lo, hi) in enumerate(pairs):
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ConfigurationError(f"bounds[{i}] = {(lo, hi)!r}: need finite min < max")
+    arr = check_bounds(bounds)
+    pairs = tuple((float(lo), float(hi)) for lo, hi in arr)
     span = np.array([hi - lo for lo, hi in pairs])
     return pairs, float(np.linalg.norm(span))
 

@@ -196,8 +196,8 @@ def test_share_best_solutions_injects_incumbent(tmp_path):
             super().inject(x, fx)
             received.append(fx)
 
-    m = make(tmp_path, selector=CycleSelector((Listener, {"iters": 80})), share_best_solutions=True,
-             exit_conditions=MaxFuncCalls(2000))
+    m = make(tmp_path, task=SleepyTask(delay=0.001), selector=CycleSelector((Listener, {"iters": 80})),
+             share_best_solutions=True, exit_conditions=MaxFuncCalls(1000))
     m.start_manager()
     assert m.incumbent_sharing and received and min(received) >= m.result.fx
 
@@ -325,6 +325,12 @@ def test_seeding_numpy_makes_a_one_slot_run_reproducible(tmp_path):
         return m
 
     a, b = run(tmp_path / "a"), run(tmp_path / "b")
-    assert a.result.fx == b.result.fx and a.f_counter == b.f_counter and a.o_counter == b.o_counter > 1
+
+    def fx_in_call_order(m):
+        ids = np.concatenate([m.opt_log.history(i, "call_id") for i in m.opt_log.opt_ids])
+        fx = np.concatenate([m.opt_log.history(i, "fx") for i in m.opt_log.opt_ids])
+        return fx[np.argsort(ids)][:2900]  # where the run stops depends on batch timing, not the sequence
+
+    assert np.array_equal(fx_in_call_order(a), fx_in_call_order(b)) and a.o_counter > 1
     firsts = [tuple(a.opt_log.history(i, "x")[1]) for i in a.opt_log.opt_ids if a.opt_log.n_evals(i) > 1]
     assert len(set(firsts)) == len(firsts)  # different optimizers sample differently

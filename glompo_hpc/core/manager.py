@@ -28,7 +28,7 @@ from .paths import RunPaths
 from .result import Result
 from .session import RunSession
 from .settings import SETTINGS, apply_settings, prepare_working_dir
-from .setup_checks import check_task
+from ..validation import check_task
 from .signals import SignalFlag
 from .snapshot import LiveOptimizer, load_task, restore_state
 

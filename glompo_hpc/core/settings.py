@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..backends import BACKENDS, default_max_jobs
 from ..checkpointing import CheckpointingControl
 from ..errors import ConfigurationError
-from .setup_checks import check_bounds, check_choice, check_int, check_number
+from ..validation import check_bounds, check_choice, check_int, check_number
 
 __all__ = ("SETTINGS", "apply_settings", "prepare_working_dir")
 

@@ -27,17 +27,11 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..validation import check_int
 from .base import BaseFunction
 
 __all__ = ("Rastrigin", "Ackley", "Griewank", "Levy", "Michalewicz", "Schwefel", "StyblinskiTang",
            "Rosenbrock", "Shekel", "LennardJones", "ALL_FUNCTIONS")
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int, or ConfigurationError naming it if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class BenchmarkFunction(BaseFunction):

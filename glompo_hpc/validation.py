@@ -1,4 +1,4 @@
-"""Validation of ``GloMPOManager.setup()`` arguments: each error names the bad value."""
+"""Argument checks shared by the manager and every component: each error names the bad value."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigurationError
+from .errors import ConfigurationError
 
-__all__ = ("check_bounds", "check_int", "check_number", "check_task", "check_choice")
+__all__ = ("check_bounds", "check_int", "check_real", "check_number", "check_task", "check_choice")
 
 
 def check_task(task: Any) -> None:
@@ -40,7 +40,18 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def check_real(name: str, value: Any, minimum: float = -math.inf, inclusive: bool = True) -> float:
+    """``value`` as a float; it must be finite and >= (or >, if not ``inclusive``) ``minimum``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if not (ok and (value >= minimum if inclusive else value > minimum)):
+        bound = "" if minimum == -math.inf else f" {'>=' if inclusive else '>'} {minimum:g}"
+        raise ConfigurationError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
 def check_number(name: str, value: Any, minimum: float, allow_none: bool = False, strict: bool = False) -> Any:
+    """A number >= (or > if ``strict``) ``minimum``; infinity allowed (e.g. "never")."""
     if value is None and allow_none:
         return None
     ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number)) and not math.isnan(value)

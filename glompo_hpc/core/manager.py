@@ -23,7 +23,7 @@ from ..backends import Backend
 from ..checkpointing import CheckpointingControl
 from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
-from .optlog import OptimizerLog
+from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
 from .paths import RunPaths
 from .result import Result
 from .session import RunSession
@@ -161,7 +161,8 @@ class GloMPOManager:
         apply_settings(self, settings)
         self.task = task
         prepare_working_dir(self, refuse_old_results=True)
-        self.opt_log = OptimizerLog(self.n_parms)
+        # stoppers with windows longer than the default in-memory tail are answered exactly from the start
+        self.opt_log = OptimizerLog(self.n_parms, tail_rows=max(DEFAULT_TAIL_ROWS, rows_needed_by(self.stoppers)))
         self._is_initialised = True
         self.logger.info("Manager set up: %d parameters, %d slots, backend %s", self.n_parms, self.max_jobs, backend)
         return self

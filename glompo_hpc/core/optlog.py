@@ -10,7 +10,7 @@ Memory stays bounded however long the run:
 * a LIVE optimizer keeps only its last ``tail_rows`` rows (a sliding window; default 10 000,
   environment variable ``GLOMPO_HPC_LOG_TAIL_ROWS``). Older rows leave memory.
 * ENDED optimizers keep their rows while all ended optimizers together hold at most
-  ``ended_rows`` rows (default 50 000, ``GLOMPO_HPC_LOG_ENDED_ROWS``); beyond that the
+  ``ended_rows`` rows (default 10 000, ``GLOMPO_HPC_LOG_ENDED_ROWS``); beyond that the
   optimizers that ended first are cut down to their last row.
 * ``n_evals``, ``best`` and ``best_fx(opt_id)`` stay exact for every optimizer: the count, the
   best point and the running best are tracked incrementally as rows arrive.
@@ -53,7 +53,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 DEFAULT_TAIL_ROWS = _env_int("GLOMPO_HPC_LOG_TAIL_ROWS", 10_000)
-DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 50_000)
+DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 10_000)
 
 
 class LogSink(Protocol):

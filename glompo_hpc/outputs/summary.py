@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import math
 import socket
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,36 @@ def _plain(value: Any) -> Any:
 
 
 def _stats(values: list[float]) -> dict[str, float] | None:
+    """Average and peak of a status history (``max`` kept as an alias of ``peak`` for old readers)."""
     if not values:
         return None
-    return {"mean": float(np.mean(values)), "max": float(np.max(values))}
+    peak = float(np.max(values))
+    return {"mean": float(np.mean(values)), "peak": peak, "max": peak, "min": float(np.min(values))}
+
+
+def _time_used(m) -> float:
+    """Seconds used by all sessions, the running one included."""
+    from . import in_session
+
+    return m.t_used + (time.time() - m.t_start if in_session(m) else 0.0)
+
+
+def _checkpoints(m) -> dict[str, Any]:
+    """Checkpoints taken (all sessions), those still on disk, and each one's size and time."""
+    return {"made": len(m.checkpoint_history), "names": sorted(m.checkpoint_history),
+            "on_disk": list(getattr(m, "checkpoint_files", []) or []),
+            "last_exit_checkpoint": getattr(m, "exit_checkpoint", None),
+            "details": list(getattr(m, "checkpoint_log", []) or [])}
+
+
+def _log_section(m) -> dict[str, Any]:
+    from . import log_status
+
+    status = log_status(m)
+    if not status:
+        return {"hdf5_log": None}
+    return {"hdf5_log": Path(status.get("path", "")).name or None, "complete": bool(status.get("complete", False)),
+            "rows": status.get("rows"), "problem": status.get("problem") or None}
 
 
 def _combinable_text(obj: Any) -> str | None:
@@ -52,10 +80,15 @@ def _combinable_text(obj: Any) -> str | None:
 
 def summary_dict(manager) -> dict[str, Any]:
     """Everything the summary file holds, as plain data."""
+    from . import in_session, run_state
+    from .read_log import end_category
+
     m = manager
     sessions = [{"start": s, "end": e} for s, e in zip(m.dt_starts, m.dt_ends + [None] * len(m.dt_starts))]
     records = m.opt_log.records if m.opt_log is not None else {}
     end_conds = [r.end_cond for r in records.values()]
+    categories = [end_category(r.end_cond, r.t_end) for r in records.values()]
+    running = in_session(m)
     load = [row[0] for row in m.load_history]
     res = m.result
     return _plain({
@@ -66,7 +99,7 @@ def summary_dict(manager) -> dict[str, Any]:
             "user": getpass.getuser(),
             "host": socket.gethostname(),
             "sessions": sessions,
-            "t_used": m.t_used,
+            "t_used": _time_used(m),
         },
         "settings": {
             "backend": m.backend_name,
@@ -97,6 +130,9 @@ def summary_dict(manager) -> dict[str, Any]:
                 "converged": m.conv_counter,
                 "crashed": sum(1 for c in end_conds if c.startswith("Error")),
                 "forced_terminations": sum(1 for c in end_conds if c.startswith("Forced")),
+                "alive": categories.count("alive"),
+                "by_end": {c: categories.count(c) for c in ("alive", "converged", "stopped", "crashed", "forced",
+                                                             "other") if categories.count(c)},
             },
         },
         "run_information": {
@@ -105,12 +141,14 @@ def summary_dict(manager) -> dict[str, Any]:
             "load_1min": _stats(load),
             "status_snapshots": len(m.cpu_history),
         },
-        "checkpoints": sorted(m.checkpoint_history),
+        "checkpoints": _checkpoints(m),
+        "log": _log_section(m),
         "solution": {
             "fx": res.fx if res.fx is not None and math.isfinite(res.fx) else None,
             "x": res.x,
             "origin": res.origin,
             "exit_reason": m.exit_reason,
+            "state": run_state(m, final=not running),
         },
         "optimizers": {
             opt_id: {"type": r.opt_type, "slots": r.slots, "t_start": _when(r.t_start), "t_end": _when(r.t_end),

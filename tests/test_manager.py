@@ -303,13 +303,13 @@ class _RaisingTask:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_task_that_raises_crashes_only_its_optimizer(tmp_path, backend):
     gen = SinglePointGenerator(BOUNDS, [4.5, 0.0, 0.0])
-    m = make(tmp_path, task=_RaisingTask(), backend=backend, x0_generator=gen, exit_conditions=MaxOptsStarted(3))
+    # one slot: each optimizer starts after the previous one crashed
+    m = make(tmp_path, task=_RaisingTask(), backend=backend, x0_generator=gen, max_jobs=1,
+             exit_conditions=MaxOptsStarted(4))
     m.start_manager()
-    assert m.opt_crashed and m.o_counter == 3
-    ends = [r.end_cond for r in m.opt_log.records.values()]
-    # the third starts as the run ends (MaxOptsStarted), so it may be stopped before its first call
-    assert all("task cannot evaluate x0=4.500" in e for e in ends[:2])
-    assert "task cannot evaluate" in ends[2] or "shutting down" in ends[2]
+    assert m.opt_crashed and m.o_counter == 4
+    ends = [m.opt_log.records[i].end_cond for i in (1, 2, 3)]
+    assert all(e.startswith("Error termination: ValueError: task cannot evaluate x0=4.500") for e in ends)
 
 
 def test_seeding_numpy_makes_a_one_slot_run_reproducible(tmp_path):

@@ -7,6 +7,7 @@ Every public class is importable from here::
 
 __version__ = "0.1.0"
 
+from .backends import mpi_workers
 from .checkpointing import CheckpointingControl
 from .core.manager import GloMPOManager
 from .core.optlog import OptimizerLog
@@ -25,6 +26,6 @@ from .stoppers import __all__ as _stopper_names
 from .tasks import *  # noqa: F401,F403
 from .tasks import __all__ as _task_names
 
-__all__ = ("__version__", "GloMPOManager", "CheckpointingControl", "OptimizerLog", "MinimizeResult", "Result",
+__all__ = ("__version__", "GloMPOManager", "mpi_workers", "CheckpointingControl", "OptimizerLog", "MinimizeResult", "Result",
            "GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError",
            *_exit_names, *_generator_names, *_optimizer_names, *_selector_names, *_stopper_names, *_task_names)

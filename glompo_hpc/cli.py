@@ -191,12 +191,34 @@ def _format_result(result: Any) -> str:
     return "\n".join(f"{label + ':':<13} {value}" for label, value in lines)
 
 
+def _mpi_ranks(spec: Any) -> contextlib.AbstractContextManager[bool]:
+    """Under MPI with more than one rank, rank 0 runs the job (True) while the other ranks serve its
+    children until it ends (False); otherwise simply True."""
+    from .backends import check_mpi_backend, mpi_workers, mpi_world_size
+
+    size = mpi_world_size()
+    if size < 2:
+        if spec.manager.backend == "mpi":
+            check_mpi_backend()  # a clear error: one rank, or no mpi4py
+        return contextlib.nullcontext(True)
+    if spec.manager.backend != "mpi":
+        raise CliError(f"this program runs as {size} MPI ranks but manager.backend is {spec.manager.backend!r}: "
+                       "every rank would run its own copy of the job; use backend mpi (or leave it out)")
+    return mpi_workers(spec.mpi.slots, spec.mpi.cores_per_rank)
+
+
 @command("run", "run the optimization a job file describes (the default command)", _run_arguments)
 def cmd_run(args: argparse.Namespace) -> int:
-    """Build the job, run (or resume) the manager, print the result; see ``_exit_code``."""
+    """Build the job, run (or resume) the manager, print the result; see ``_exit_code``.
+
+    Under MPI every rank parses the job file (so a bad one fails everywhere alike); only rank 0
+    builds and runs it, and the other ranks return 0 once it has ended.
+    """
     spec = _load(args.job, _manager_overrides(args))
     level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
-    with _logging(level, spec.logging.file):
+    with _logging(level, spec.logging.file), _mpi_ranks(spec) as is_manager:
+        if not is_manager:
+            return 0
         from .core.manager import GloMPOManager
         from .jobfile import build_manager_kwargs, describe
 
@@ -206,7 +228,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             if checkpoint is not None:
                 logger.warning("Resuming from checkpoint %s", checkpoint)
-                manager = GloMPOManager.load_manager(checkpoint, task=kwargs["task"])
+                # the state comes from the checkpoint; where it runs (transport, slots) from this launch
+                manager = GloMPOManager.load_manager(checkpoint, task=kwargs["task"], backend=kwargs.get("backend"),
+                                                     max_jobs=kwargs.get("max_jobs"))
             else:
                 manager = GloMPOManager.new_manager(**kwargs)
         except FileExistsError as e:
@@ -270,7 +294,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
         source = found
     spec = _load(args.job) if args.job else None
     level = args.log_level or (spec.logging.level if spec else "WARNING")
-    with _logging(level, spec.logging.file if spec else None):
+    ranks = _mpi_ranks(spec) if spec is not None else _bare_mpi_ranks()
+    with _logging(level, spec.logging.file if spec else None), ranks as is_manager:
+        if not is_manager:
+            return 0
         task = None
         if spec is not None:
             from .jobfile import build_task
@@ -279,6 +306,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
         result = manager.start_manager()
     print(_format_result(result), flush=True)
     return _exit_code(manager)
+
+
+def _bare_mpi_ranks() -> contextlib.AbstractContextManager[bool]:
+    """Without a job file: under MPI with more than one rank, rank 0 resumes and the others serve."""
+    from .backends import mpi_workers, mpi_world_size
+
+    return mpi_workers() if mpi_world_size() > 1 else contextlib.nullcontext(True)
 
 
 # ------------------------------------------------------------ validate
@@ -293,6 +327,53 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with _logging("WARNING"):
         kwargs = build_manager_kwargs(spec)
     print(f"OK: {args.job}: {describe(spec, kwargs)}")
+    return 0
+
+
+# ------------------------------------------------------------ SLURM: submit, jobscript
+
+def _submit_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_job_argument(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the sbatch file and commands; submit nothing")
+
+
+@command("submit", "submit the job to SLURM through submitit (checkpoint, requeue and resume at the time limit)",
+         _submit_arguments)
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit (or with --dry-run only print) the job; prints the job id and its log files."""
+    from .slurm.submit import format_submission, submit
+
+    try:
+        submission = submit(args.job, dry_run=args.dry_run)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from None
+    except ImportError as e:
+        raise CliError(f"submit needs submitit (pip install 'glompo-hpc[slurm]'): {e}") from None
+    except RuntimeError as e:  # submitit: no srun here; sbatch refused the job
+        raise CliError(str(e)) from None
+    print(format_submission(submission), flush=True)
+    return 0
+
+
+def _jobscript_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_job_argument(parser)
+    parser.add_argument("--launcher", choices=("mpirun", "srun"), default="mpirun",
+                        help="how the script starts the ranks (default: mpirun)")
+
+
+@command("jobscript", "print an sbatch script for the job, filled in from its slurm: section", _jobscript_arguments)
+def cmd_jobscript(args: argparse.Namespace) -> int:
+    """Print the script; creates the job's log directory, which SLURM needs before the job starts."""
+    from .slurm.jobscript import render_jobscript
+
+    spec = _load(args.job)
+    log_dir = spec.base_dir / Path(spec.slurm.log_dir).expanduser()
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"slurm.log_dir: cannot create {str(log_dir)!r}: {e.strerror or e}") from None
+    print(render_jobscript(spec.slurm, args.launcher, job_file=Path(args.job).resolve(), log_dir=log_dir,
+                           python=spec.slurm.python or sys.executable), end="", flush=True)
     return 0
 
 
@@ -346,3 +427,54 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+# ------------------------------------------------------------ summary, plot (outputs of a run)
+
+def _workdir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workdir", metavar="WORKDIR", help="the run's working directory")
+
+
+@command("summary", "print the state of a run (running or finished) from its files", _workdir_argument)
+def cmd_summary(args: argparse.Namespace) -> int:
+    """Best fx and x, evaluations, optimizers by state and time used, from glompo_log.h5 or the YAML."""
+    from .outputs.report import RunFilesMissing, run_report
+
+    try:
+        print(run_report(args.workdir))
+    except RunFilesMissing as e:
+        raise CliError(str(e)) from None
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot read the run in {args.workdir!r}: {e}") from None
+    return 0
+
+
+def _plot_arguments(parser: argparse.ArgumentParser) -> None:
+    _workdir_argument(parser)
+    parser.add_argument("--output", metavar="DIR", help="where to write the PNG files (default: WORKDIR)")
+
+
+@command("plot", "draw trajectories.png and best_so_far.png from a run's glompo_log.h5", _plot_arguments)
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Write the plots from the HDF5 log (a running run's log works too) and print their paths."""
+    from .core.paths import RunPaths
+    from .outputs.plots import MISSING_MATPLOTLIB, write_plots
+
+    workdir = Path(args.workdir)
+    if not workdir.is_dir():
+        raise CliError(f"no such directory: {args.workdir!r}")
+    log = RunPaths(workdir).hdf5_log
+    if not log.is_file():
+        raise CliError(f"{args.workdir!r} holds no {log.name} (plots are drawn from the log of summary_files=3)")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CliError(MISSING_MATPLOTLIB) from None
+    output = Path(args.output) if args.output else workdir
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        for path in write_plots(log, output):
+            print(path)
+    except (OSError, ValueError) as e:
+        raise CliError(f"cannot plot {str(log)!r}: {e}") from None
+    return 0

@@ -207,7 +207,8 @@ def test_is_log_detailed_keeps_extras(tmp_path, backend):
     import os
     m = make(tmp_path, task=PidTask(), backend=backend, is_log_detailed=True, exit_conditions=MaxFuncCalls(200))
     m.start_manager()
-    extras = m.opt_log.history(1, "extras")
+    busiest = max(m.opt_log.opt_ids, key=m.opt_log.n_evals)  # under load one child may never get going
+    extras = m.opt_log.history(busiest, "extras")
     assert extras.shape[1] == 2 and set(extras[:, 1]) == {"tag"}
     pids = set(extras[:, 0])
     assert (pids == {os.getpid()}) == (backend == "threads")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..backends import Backend
+from ..backends import Backend, auto_backend
 from ..checkpointing import CheckpointingControl
 from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
@@ -142,7 +142,7 @@ class GloMPOManager:
 
     def setup(self, task: Callable[[Sequence[float]], float], bounds: Sequence[tuple[float, float]], opt_selector,
               working_dir: str | Path = ".", overwrite_existing: bool = False, max_jobs: int | None = None,
-              backend: str = "processes", exit_conditions=None, x0_generator=None, stoppers=None,
+              backend: str | None = None, exit_conditions=None, x0_generator=None, stoppers=None,
               share_best_solutions: bool = False, stopcheck_interval: int = 100,
               apply_stoppers_to_best: bool = False, status_interval: float = 600,
               checkpoint_control: CheckpointingControl | None = None, summary_files: int = 0,
@@ -205,6 +205,12 @@ class GloMPOManager:
             self._resume_log_rows = {int(k): int(v) for k, v in contents.manifest.get("log_rows", {}).items()}
             ended_at = float(contents.manifest.get("created", time.time()))
         self._close_unrestored({opt_id for opt_id, _ in restored}, ended_at)
+        if "backend" not in glompo_kwargs:
+            # where the run resumes decides the transport: under mpirun 'mpi'; an MPI run resumed
+            # on one node falls back to processes
+            detected = auto_backend()
+            if detected == "mpi" or self.backend_name == "mpi":
+                glompo_kwargs = {**glompo_kwargs, "backend": detected}
         apply_settings(self, glompo_kwargs)
         self._restored = restored
         self._share_slots()

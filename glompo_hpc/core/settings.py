@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from ..backends import BACKENDS, default_max_jobs
+from ..backends import BACKENDS, auto_backend, check_backend, default_max_jobs
 from ..checkpointing import CheckpointingControl
 from ..errors import ConfigurationError
 from ..validation import check_bounds, check_choice, check_int, check_number
@@ -32,7 +32,10 @@ def _opt_selector(m, value) -> None:
 
 
 def _backend(m, value) -> None:
+    if value is None:
+        value = auto_backend()  # 'mpi' under mpirun/srun with more than one rank, else 'processes'
     m.backend_name = check_choice("backend", value, BACKENDS)
+    check_backend(value)  # 'mpi' without mpi4py, on one rank or outside mpi_workers: a clear error now
     m.proc_backend = value != "threads"
     m.opts_daemonic = value != "processes_forced"
 

@@ -36,6 +36,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import yaml
 
+from ..backends.mpi_env import auto_backend
 from ..errors import ConfigurationError, JobFileError
 from .registry import bind_parameters, import_object, resolve
 from .conditions import Combination, ComponentSpec, Condition
@@ -130,6 +131,8 @@ def validate(data: Mapping[str, Any], base_dir: str | Path | None = None, source
     if not callable(spec.task.target):
         raise JobFileError("task.function", f"{spec.task.function} is not callable")
     spec.manager.working_dir = str(base / Path(spec.manager.working_dir).expanduser())
+    if spec.manager.backend is None:  # the default follows the launch: MPI ranks, or one node
+        spec.manager.backend = auto_backend()
     if spec.logging.file is not None:
         spec.logging.file = str(base / Path(spec.logging.file).expanduser())
 

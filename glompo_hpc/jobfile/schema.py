@@ -18,8 +18,10 @@ A job file is a YAML mapping with these top-level keys (only ``task`` is require
     exit_conditions: {any: [{type: MaxFuncCalls, fmax: 20000}, "TargetCost(0.0)"]}
     generator: {type: RandomGenerator}
     manager: {backend: threads, max_jobs: 4, working_dir: results, seed: 1}
+    mpi: {slots: ranks, cores_per_rank: null}   # backend mpi only; see MPISpec
     checkpointing: {checkpoint_time_interval: 3600}
     logging: {level: INFO, file: null}
+    slurm: {time: "1-00:00:00", ntasks: 4, account: myproj, max_requeues: 10}   # see SlurmSpec
 
 Design choice: the manager's settings (every ``GloMPOManager.setup`` parameter that is not a
 component, plus ``seed``) live under ``manager:`` rather than at the top level, so the top level
@@ -37,17 +39,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..backends.mpi_env import SLOTS_MODES
 from ..checkpointing import CheckpointingControl
 from ..errors import ConfigurationError, JobFileError
 from .conditions import Combination, ComponentSpec, Condition, parse_component, parse_condition
 from .registry import show
 
 __all__ = ("JobSpec", "TaskSpec", "BoundsRange", "OptimizersSpec", "ComponentSpec", "Combination", "Condition",
-           "ManagerSpec", "LoggingSpec", "BACKENDS", "parse_job", "parse_bounds", "parse_condition")
+           "ManagerSpec", "MPISpec", "LoggingSpec", "SlurmSpec", "BACKENDS", "parse_job", "parse_bounds",
+           "parse_condition", "slurm_time_seconds")
 
 BACKENDS = ("threads", "processes", "processes_forced", "mpi")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -158,7 +163,8 @@ class ManagerSpec:
     working_dir: str = _key(_string(), ".")
     overwrite_existing: bool = _key(_boolean(), False)
     max_jobs: int | None = _key(_integer(lo=1, nullable=True), None)
-    backend: str = _key(_one_of(BACKENDS), "processes")
+    backend: str | None = _key(_check("one of " + ", ".join(repr(b) for b in BACKENDS), lambda v: v in BACKENDS,
+                                      True), None)  # null: 'mpi' under MPI with > 1 rank, else 'processes'
     share_best_solutions: bool = _key(_boolean(), False)
     stopcheck_interval: int = _key(_integer(lo=1), 100)
     apply_stoppers_to_best: bool = _key(_boolean(), False)
@@ -170,6 +176,20 @@ class ManagerSpec:
     end_timeout: float | None = _key(_number(lo=0, nullable=True), None)
     split_printstreams: bool = _key(_boolean(), True)
     seed: int | None = _key(_integer(lo=0, hi=2 ** 32 - 1, nullable=True), None)
+
+
+@dataclass
+class MPISpec:
+    """``mpi:``: how the worker ranks offer slots when ``manager.backend`` is 'mpi' (ignored otherwise).
+
+    ``slots: ranks``: each worker rank is one slot; an optimizer with ``workers: k`` runs on one
+    rank and k-1 helper ranks evaluate parts of its batches. ``slots: cores``: each worker rank
+    offers ``cores_per_rank`` slots (null: ``SLURM_CPUS_PER_TASK``, else the CPUs it is bound to)
+    and runs an optimizer's workers inside it.
+    """
+
+    slots: str = _key(_one_of(SLOTS_MODES), "ranks")
+    cores_per_rank: int | None = _key(_integer(lo=1, nullable=True), None)
 
 
 def _level(value: Any, key_path: str) -> str:
@@ -186,6 +206,77 @@ class LoggingSpec:
     file: str | None = _key(_string(nullable=True), None)
 
 
+def slurm_time_seconds(value: Any) -> int:
+    """A SLURM time limit in seconds: minutes (an integer) or "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S"."""
+    match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+(?::\d+){0,2})\s*", value) if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = 60 * value
+    elif match is None:
+        raise ValueError(f"not a SLURM time limit: {value!r}")
+    else:
+        n = [int(p) for p in match[2].split(":")]
+        if match[1] is None and len(n) < 3:
+            n = [0] + n  # "M" and "M:S" count minutes, not hours
+        hours, minutes, secs = (n + [0, 0])[:3]
+        seconds = int(match[1] or 0) * 86400 + hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise ValueError(f"a time limit must be more than zero, got {value!r}")
+    return seconds
+
+
+def _slurm_time(value: Any, key_path: str) -> str:
+    try:
+        slurm_time_seconds(value)
+    except ValueError:
+        raise JobFileError(key_path, f"expected minutes or \"H:M:S\", \"D-H:M:S\" (SLURM's forms, > 0), {_got(value)}") from None
+    return str(value)
+
+
+def _strings(value: Any, key_path: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise JobFileError(key_path, f"expected a list of strings, {_got(value)}")
+    return list(value)
+
+
+@dataclass
+class SlurmSpec:
+    """``slurm:``: the SLURM request (``submit``, ``jobscript``) and the walltime behaviour (docs/slurm.md).
+
+    ``time``: SLURM's forms. USR2 comes ``signal_delay_s`` (SLURM) or ``margin_s`` (the run's own
+    guard) before the limit; the run checkpoints and asks for a requeue, at most ``max_requeues``
+    times. ``setup``: shell lines run before the launch, verbatim. ``python``: the interpreter on
+    the nodes (default: this one). ``log_dir``: relative to the job file's directory.
+    """
+
+    job_name: str = _key(_string(), "glompo")
+    time: str = _key(_slurm_time, "01:00:00")
+    nodes: int = _key(_integer(lo=1), 1)
+    ntasks: int = _key(_integer(lo=1), 1)
+    cpus_per_task: int = _key(_integer(lo=1), 1)
+    partition: str | None = _key(_string(nullable=True), None)
+    account: str | None = _key(_string(nullable=True), None)
+    signal_delay_s: int | None = _key(_integer(lo=1, nullable=True), None)  # null: min(300, limit / 4)
+    margin_s: float | None = _key(_number(lo=0, nullable=True), None)  # null: as signal_delay_s
+    max_requeues: int = _key(_integer(lo=0), 10)
+    srun_args: list = _key(_strings, dataclasses.MISSING, default_factory=list)
+    mpirun_args: list = _key(_strings, dataclasses.MISSING, default_factory=list)
+    setup: list = _key(_strings, dataclasses.MISSING, default_factory=list)
+    python: str | None = _key(_string(nullable=True), None)
+    log_dir: str = _key(_string(), "slurm_logs")
+
+    def __post_init__(self) -> None:
+        if self.signal_delay_s is None:
+            self.signal_delay_s = max(1, min(300, self.time_seconds // 4))
+        if self.margin_s is None:
+            self.margin_s = self.signal_delay_s
+
+    @property
+    def time_seconds(self) -> int:
+        return slurm_time_seconds(self.time)
+
+
 @dataclass
 class JobSpec:
     """A validated job file. ``source`` and ``base_dir`` are not keys: where the file was read."""
@@ -197,8 +288,10 @@ class JobSpec:
     exit_conditions: Condition | None = None
     generator: ComponentSpec | None = None
     manager: ManagerSpec = field(default_factory=ManagerSpec)
+    mpi: MPISpec = field(default_factory=MPISpec)
     checkpointing: CheckpointingControl | None = None
     logging: LoggingSpec = field(default_factory=LoggingSpec)
+    slurm: SlurmSpec = field(default_factory=SlurmSpec)
     source: Path | None = field(default=None, metadata={"key": False})
     base_dir: Path = field(default=Path("."), metadata={"key": False})
 
@@ -316,6 +409,18 @@ def _checkpointing(value: Any) -> CheckpointingControl | None:
         raise JobFileError(path, str(e)) from None
 
 
+def _slurm(value: Any) -> SlurmSpec:
+    spec = SlurmSpec(**read_section(SlurmSpec, value, "slurm"))
+    limit = spec.time_seconds
+    for name in ("signal_delay_s", "margin_s"):
+        if getattr(spec, name) >= limit:
+            raise JobFileError(f"slurm.{name}", f"{getattr(spec, name)} s is not less than the time limit "
+                                                f"{spec.time!r} ({limit} s): the run would stop as soon as it starts")
+    if spec.ntasks < spec.nodes:
+        raise JobFileError("slurm.ntasks", f"{spec.ntasks} tasks cannot fill {spec.nodes} nodes")
+    return spec
+
+
 def _optimizers(value: Any) -> OptimizersSpec:
     data = read_section(OptimizersSpec, value, "optimizers")
     spec = OptimizersSpec(**data)
@@ -347,8 +452,12 @@ def parse_job(data: Any, source: Path | None = None, base_dir: Path | None = Non
         spec.generator = parse_component(top["generator"], "generator")
     if top.get("manager") is not None:
         spec.manager = ManagerSpec(**read_section(ManagerSpec, top["manager"], "manager"))
+    if top.get("mpi") is not None:
+        spec.mpi = MPISpec(**read_section(MPISpec, top["mpi"], "mpi"))
     spec.checkpointing = _checkpointing(top.get("checkpointing"))
     if top.get("logging") is not None:
         spec.logging = LoggingSpec(**read_section(LoggingSpec, top["logging"], "logging"))
+    if top.get("slurm") is not None:
+        spec.slurm = _slurm(top["slurm"])
     logging.getLogger("glompo_hpc.jobfile").debug("parsed job file %s", source or "<dict>")
     return spec

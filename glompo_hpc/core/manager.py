@@ -211,6 +211,8 @@ class GloMPOManager:
             detected = auto_backend()
             if detected == "mpi" or self.backend_name == "mpi":
                 glompo_kwargs = {**glompo_kwargs, "backend": detected}
+        if glompo_kwargs.get("backend", self.backend_name) == "mpi" and "max_jobs" not in glompo_kwargs:
+            glompo_kwargs = {**glompo_kwargs, "max_jobs": None}  # MPI slots follow this allocation's ranks
         apply_settings(self, glompo_kwargs)
         self._restored = restored
         self._share_slots()

@@ -25,6 +25,9 @@ import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, ConfigurationError
+# EXIT_REQUEUE: the run was stopped by SIGUSR2/SIGTERM and left a checkpoint, so a job script should
+# requeue it. One definition, shared with the generated job scripts.
+from .slurm.walltime import EXIT_REQUEUE
 
 __all__ = ("main", "command", "COMMANDS", "CliError")
 
@@ -34,8 +37,6 @@ PROG = "glompo-hpc"
 DEFAULT_COMMAND = "run"
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
-#: The run was stopped by SIGUSR2/SIGTERM and left a checkpoint: a job script should requeue it.
-EXIT_REQUEUE = 3
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -235,9 +236,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 manager = GloMPOManager.new_manager(**kwargs)
         except FileExistsError as e:
             raise CliError(f"{e} (or run with --overwrite)") from None
-        result = manager.start_manager()
+        result = _start_guarded(manager, spec.slurm.margin_s)
     print(_format_result(result), flush=True)
     return _exit_code(manager)
+
+
+def _start_guarded(manager: Any, margin_s: float) -> Any:
+    """Run the manager; in a SLURM job with a known end, a guard sends SIGUSR2 ``margin_s`` before it
+    (the manager then checkpoints and exits with EXIT_REQUEUE)."""
+    from .slurm.walltime import guard_for_run
+
+    with guard_for_run(margin_s) or contextlib.nullcontext():
+        result = manager.start_manager()
+    # mpirun may forward a late USR2 after a normal end: it must not fail a finished run
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    return result
 
 
 def _resume_point(kwargs: dict[str, Any]) -> Path | None:
@@ -303,7 +316,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
             from .jobfile import build_task
             task = build_task(spec)
         manager = GloMPOManager.load_manager(source, task=task)
-        result = manager.start_manager()
+        result = _start_guarded(manager, spec.slurm.margin_s if spec is not None else 300)
     print(_format_result(result), flush=True)
     return _exit_code(manager)
 
@@ -420,13 +433,17 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except SignalExit as e:
         print(f"{PROG}: interrupted by {e} before the optimization ran", file=sys.stderr)
-        return 128 + e.signum
+        # USR2 is the scheduler's "time is up": nothing was lost, so ask for a requeue
+        return EXIT_REQUEUE if e.signum == getattr(signal, "SIGUSR2", None) else 128 + e.signum
     except (CliError, ConfigurationError, CheckpointError, FileExistsError) as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if hasattr(signal, "SIGUSR2"):  # worker ranks end early; a late forwarded USR2 must not fail them
+            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 # ------------------------------------------------------------ summary, plot (outputs of a run)

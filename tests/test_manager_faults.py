@@ -66,8 +66,9 @@ def test_thread_end_timeout_leaves_a_hung_thread_behind(tmp_path):
 
 @pytest.mark.parametrize("aggressive", [False, True])
 def test_aggressive_stop_terminates_a_stopped_process_at_once(tmp_path, aggressive):
-    # each evaluation takes 4 s: a polite stop waits for the evaluation, an aggressive one does not
-    m = GloMPOManager.new_manager(SleepyTask(delay=4.0), BOUNDS, CycleSelector((WalkOptimizer, {"iters": 5})),
+    # each evaluation takes 3 s: a polite stop waits for the evaluation, an aggressive one does not
+    m = GloMPOManager.new_manager(SleepyTask(delay=3.0), BOUNDS,
+                                  CycleSelector((WalkOptimizer, {"iters": 5, "batch": 1})),
                                   working_dir=tmp_path, max_jobs=2, backend="processes",
                                   stoppers=MinFuncCalls(1), stopcheck_interval=1, aggressive_stop=aggressive,
                                   exit_conditions=MaxOptsStarted(3), end_timeout=10)
@@ -76,7 +77,7 @@ def test_aggressive_stop_terminates_a_stopped_process_at_once(tmp_path, aggressi
     assert stopped
     durations = [r.t_end - m.stopped_opts[r.opt_id] for r in stopped]
     if aggressive:
-        assert max(durations) < 3.0
+        assert max(durations) < 2.0
     else:
         assert max(durations) > 1.0
 

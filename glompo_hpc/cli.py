@@ -219,6 +219,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
     with _logging(level, spec.logging.file), _mpi_ranks(spec) as is_manager:
         if not is_manager:
+            signal.signal(signal.SIGUSR2, _ignore_signal)  # a USR2 forwarded after the run must not fail this rank
             return 0
         from .core.manager import GloMPOManager
         from .jobfile import build_manager_kwargs, describe
@@ -248,9 +249,14 @@ def _start_guarded(manager: Any, margin_s: float) -> Any:
 
     with guard_for_run(margin_s) or contextlib.nullcontext():
         result = manager.start_manager()
-    # mpirun may forward a late USR2 after a normal end: it must not fail a finished run
-    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    # mpirun may forward a late USR2 after a normal end: it must not fail a finished run. A Python
+    # no-op rather than SIG_IGN, which programs started later would inherit (a shell cannot trap it)
+    signal.signal(signal.SIGUSR2, _ignore_signal)
     return result
+
+
+def _ignore_signal(signum: int, frame: Any) -> None:
+    logger.info("Ignoring %s: the run has ended", signal.Signals(signum).name)
 
 
 def _resume_point(kwargs: dict[str, Any]) -> Path | None:
@@ -310,6 +316,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     ranks = _mpi_ranks(spec) if spec is not None else _bare_mpi_ranks()
     with _logging(level, spec.logging.file if spec else None), ranks as is_manager:
         if not is_manager:
+            signal.signal(signal.SIGUSR2, _ignore_signal)  # a USR2 forwarded after the run must not fail this rank
             return 0
         task = None
         if spec is not None:
@@ -425,10 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
     # While the manager runs it handles these signals itself (checkpoint, clean stop); before and
-    # after, they end the command cleanly instead of killing it mid-write.
-    for sig in (signal.SIGTERM, getattr(signal, "SIGUSR2", None)):
-        if sig is not None:
-            signal.signal(sig, _raise_signal_exit)
+    # after, they end the command cleanly instead of killing it mid-write. The previous handlers
+    # come back at the end, so callers of main() in a process of their own are left as they were.
+    watched = [s for s in (signal.SIGTERM, getattr(signal, "SIGUSR2", None)) if s is not None]
+    previous = {sig: signal.getsignal(sig) for sig in watched}
+    for sig in watched:
+        signal.signal(sig, _raise_signal_exit)
     try:
         return args.handler(args)
     except SignalExit as e:
@@ -442,8 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if hasattr(signal, "SIGUSR2"):  # worker ranks end early; a late forwarded USR2 must not fail them
-            signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 # ------------------------------------------------------------ summary, plot (outputs of a run)

@@ -63,7 +63,12 @@ def test_below_level_3_the_summary_says_there_is_no_log(tmp_path):
 
 def test_status_line_reports_evaluations_rate_best_optimizers_and_resources(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="glompo_hpc.manager"):
-        run(tmp_path, 0, status_interval=0.05, exit_conditions=MaxFuncCalls(3000))
+        # a task slow enough that the run spans several status intervals however fast the machine
+        from support.optimizers import SleepyTask
+        GloMPOManager.new_manager(SleepyTask(delay=0.001), [(-5.0, 5.0)] * 3,
+                                  CycleSelector((WalkOptimizer, {"iters": 60})), working_dir=tmp_path, max_jobs=2,
+                                  backend="threads", status_interval=0.05, exit_conditions=MaxFuncCalls(400),
+                                  split_printstreams=False).start_manager()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Status:")]
     assert len(lines) >= 2
     for part in ("evaluations (", "/s), best fx", "optimizers alive", "CPU", "memory", "MB, load"):

@@ -3,29 +3,55 @@
 Every public class is importable from here::
 
     from glompo_hpc import GloMPOManager, CMAOptimizer, CycleSelector, BestUnmoving, MaxFuncCalls
+
+Names are imported on first use (PEP 562): ``import glompo_hpc`` stays cheap, so a program such as
+``python -m glompo_hpc`` under mpirun can set up its signal handling before numpy, scipy and cma
+load (seconds per rank on a busy node, during which a scheduler's signal would otherwise kill it).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .backends import mpi_workers
-from .checkpointing import CheckpointingControl
-from .core.manager import GloMPOManager
-from .core.optlog import OptimizerLog
-from .core.result import MinimizeResult, Result
-from .errors import CheckpointError, ConfigurationError, GloMPOError, JobFileError
-from .exit_conditions import *  # noqa: F401,F403 (each family module defines __all__)
-from .exit_conditions import __all__ as _exit_names
-from .generators import *  # noqa: F401,F403
-from .generators import __all__ as _generator_names
-from .optimizers import *  # noqa: F401,F403
-from .optimizers import __all__ as _optimizer_names
-from .selectors import *  # noqa: F401,F403
-from .selectors import __all__ as _selector_names
-from .stoppers import *  # noqa: F401,F403
-from .stoppers import __all__ as _stopper_names
-from .tasks import *  # noqa: F401,F403
-from .tasks import __all__ as _task_names
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".core.manager": ("GloMPOManager",),
+    ".backends": ("mpi_workers",),
+    ".checkpointing": ("CheckpointingControl",),
+    ".core.optlog": ("OptimizerLog",),
+    ".core.result": ("MinimizeResult", "Result"),
+    ".errors": ("GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError"),
+    ".exit_conditions": ("BaseExitCondition", "AndExitCondition", "OrExitCondition", "MaxFuncCalls", "TargetCost",
+                         "NOptConverged", "MaxOptsStarted", "MaxKills", "KillsAfterConvergence", "MaxSeconds",
+                         "MaxTotalFunctionCalls", "TargetFunctionValue", "MaxOptimizersConverged",
+                         "MaxOptimizersStarted", "MaxOptimizersStopped", "StopsAfterConvergence", "TimeLimit"),
+    ".generators": ("BaseGenerator", "RandomGenerator", "SinglePointGenerator", "IncumbentGenerator",
+                    "ExploitExploreGenerator", "PerturbationGenerator", "BasinHoppingGenerator", "AnnealingGenerator"),
+    ".optimizers": ("BaseOptimizer", "CMAOptimizer", "ScipyOptimizer", "ScipyOptimizeWrapper", "RandomOptimizer"),
+    ".selectors": ("OptimizerOption", "BaseSelector", "CycleSelector", "RandomSelector", "ChainSelector",
+                   "BaseSpawnController", "IterSpawnStop", "NOptimizersSpawnStop"),
+    ".stoppers": ("BaseStopper", "AndStopper", "OrStopper", "BestUnmoving", "EvaluationsUnmoving", "LastPointsInvalid",
+                  "MinFuncCalls", "ParameterDistance", "StepSize", "TimeAnnealing", "ValueAnnealing", "TypeHunter",
+                  "BestFunctionValueUnmoving", "CurrentFunctionValueUnmoving", "MaxSequentialInvalidPoints",
+                  "TypeStopper"),
+    ".tasks": ("BaseFunction", "ALL_FUNCTIONS", "Rastrigin", "Ackley", "Griewank", "Levy", "Michalewicz", "Schwefel",
+               "StyblinskiTang", "Rosenbrock", "Shekel", "LennardJones"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = ("__version__", "GloMPOManager", "mpi_workers", "CheckpointingControl", "OptimizerLog", "MinimizeResult", "Result",
-           "GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError",
-           *_exit_names, *_generator_names, *_optimizer_names, *_selector_names, *_stopper_names, *_task_names)
+__all__ = ("__version__", *_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'glompo_hpc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))

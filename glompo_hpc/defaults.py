@@ -1,0 +1,232 @@
+"""The recommended configuration: what to use when the user gives no selector, stoppers, generator
+or exit conditions.
+
+Chosen from the evidence of the quality suite (``python -m bench.quality``; the figures and what
+else was tried are in docs/benchmarks.md). For ``n`` parameters in a box, a budget of ``B``
+evaluations (``default_budget(n) = 2000 n`` when none is given) and ``S`` slots (``max_jobs``):
+
+* **Children**: CMA-ES with ``sigma0`` = 0.2 x the box width (``CMA_stds`` scales narrower
+  parameters) and cma's own convergence criteria. Each child evaluates its whole population at
+  once over ``workers = min(S, popsize)`` slots, so on a few slots one child runs at a time and
+  uses all of them; with more slots than a population needs, several children run side by side.
+  The population is rounded up to a multiple of ``workers`` so no slot idles.
+* **Population growth** (``recommended_selector``): a ChainSelector doubling the population at
+  fixed fractions of the budget, as IPOP-CMA-ES does at each restart: 1x cma's default
+  (``4 + floor(3 ln n)``) from the start, 2x from 15 % of ``B``, 4x from 35 %, 8x from 60 %.
+* **Stoppers**: ``EvaluationsUnmoving(10 n, tol=1e-3) & MinFuncCalls(100 n)``: a child (never the
+  one holding the best point) whose last ``10 n`` values spread by less than 0.1 % of the latest
+  has converged into a basin no better than the incumbent's; it is stopped (once it made ``100 n``
+  evaluations) instead of spending about half its run polishing that minimum to cma's
+  tolerances, and its slots go to a new child. On the suite its effect is within the noise
+  (it never cost measurably); a stopper on the best value (``BestUnmoving``) also stops large
+  populations during their slow early progress and lost clearly in 30-D.
+* **Generator**: ``ExploitExploreGenerator(bounds, B)``: new children start at random early in
+  the run and ever closer to good children's best points as the budget is used. With the
+  population growth, this is what beats the same children restarted at random.
+* **Exit conditions**: ``MaxFuncCalls(B)``, or ``TargetCost(target) | MaxFuncCalls(B)``.
+* **Manager settings**: ``share_best_solutions=False``, ``stopcheck_interval = 10 n``.
+
+``recommended_configuration`` returns all of it as ``setup()`` keyword arguments. Its keyword
+overrides exist to reproduce the alternatives the suite measured; they are not recommendations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigurationError
+from .exit_conditions import BaseExitCondition, MaxFuncCalls, TargetCost
+from .generators import (BaseGenerator, BasinHoppingGenerator, ExploitExploreGenerator, IncumbentGenerator,
+                         RandomGenerator)
+from .optimizers.cma import CMAOptimizer
+from .selectors import BaseSelector, ChainSelector, CycleSelector
+from .stoppers import BaseStopper, BestUnmoving, EvaluationsUnmoving, MinFuncCalls
+
+__all__ = ("BUDGET_PER_PARAMETER", "SIGMA_FRACTION", "POPULATION_SCHEDULE", "default_budget", "budget_of",
+           "default_popsize",
+           "recommended_optimizer", "recommended_selector", "recommended_stoppers", "recommended_generator",
+           "recommended_exit_conditions", "recommended_configuration")
+
+#: Default budget, in evaluations per parameter, when the user sets none.
+BUDGET_PER_PARAMETER = 2000
+
+#: Initial CMA-ES step size as a fraction of the widest parameter range.
+SIGMA_FRACTION = 0.2
+
+#: (fraction of the budget from which it applies, population as a multiple of cma's default).
+POPULATION_SCHEDULE: tuple[tuple[float, float], ...] = ((0.0, 1), (0.15, 2), (0.35, 4), (0.6, 8))
+
+_GENERATORS = ("exploit", "random", "incumbent", "basin")
+_STOPPERS = ("best", "evaluations", "best|evaluations", "none")
+
+
+def default_budget(n_parms: int) -> int:
+    """Evaluations allowed when the user sets no budget: ``BUDGET_PER_PARAMETER`` per parameter."""
+    return BUDGET_PER_PARAMETER * int(n_parms)
+
+
+def budget_of(exit_conditions: Any, n_parms: int) -> int:
+    """The evaluation budget implied by ``exit_conditions``: the smallest ``MaxFuncCalls`` among its
+    leaves, or ``default_budget(n_parms)`` when there is none (or no exit conditions at all).
+
+    This is what ``recommended_generator`` and ``recommended_selector`` need when the user gave
+    exit conditions but no generator or selector.
+    """
+    limits = [leaf.fmax for leaf in (exit_conditions or ()) if isinstance(leaf, MaxFuncCalls)]
+    return int(min(limits)) if limits else default_budget(n_parms)
+
+
+def default_popsize(n_parms: int) -> int:
+    """cma's default population size, ``4 + floor(3 ln n)``."""
+    return 4 + int(3 * math.log(n_parms))
+
+
+def _box(bounds: Sequence[Sequence[float]]) -> np.ndarray:
+    try:
+        box = np.asarray(bounds, dtype=float).reshape(-1, 2)
+    except (TypeError, ValueError) as e:
+        raise ConfigurationError(f"bounds must be a sequence of (min, max) pairs, got {bounds!r}") from e
+    if box.size == 0 or not np.all(np.isfinite(box)) or np.any(box[:, 1] <= box[:, 0]):
+        raise ConfigurationError(f"bounds must be finite (min, max) pairs with min < max, got {bounds!r}")
+    return box
+
+
+def _check_jobs(max_jobs: Any) -> int:
+    if isinstance(max_jobs, bool) or not isinstance(max_jobs, (int, np.integer)) or max_jobs < 1:
+        raise ConfigurationError(f"max_jobs must be an integer >= 1, got {max_jobs!r}")
+    return int(max_jobs)
+
+
+def recommended_optimizer(bounds: Sequence[Sequence[float]], max_jobs: int = 1, pop_factor: float = 1,
+                          sigma_fraction: float = SIGMA_FRACTION, concurrent: int | None = None
+                          ) -> tuple[type[CMAOptimizer], dict[str, Any]]:
+    """A CMA-ES child as ``(CMAOptimizer, init_kwargs)``.
+
+    Args:
+        bounds: (min, max) of every parameter.
+        max_jobs: Slots of the run.
+        pop_factor: Population as a multiple of cma's default.
+        sigma_fraction: ``sigma0`` as a fraction of the widest range.
+        concurrent: Children meant to run side by side (they share the slots); None: as many as
+            fit when each takes ``min(max_jobs, popsize)`` slots.
+    """
+    box = _box(bounds)
+    jobs = _check_jobs(max_jobs)
+    width = box[:, 1] - box[:, 0]
+    pop = max(2, int(round(pop_factor * default_popsize(len(box)))))
+    workers = min(jobs, pop) if concurrent is None else max(1, jobs // concurrent)
+    pop = int(math.ceil(max(pop, workers) / workers) * workers)  # every slot busy in every round
+    kwargs: dict[str, Any] = {"sigma0": float(sigma_fraction * width.max()), "popsize": pop}
+    if not np.allclose(width, width.max()):
+        kwargs["CMA_stds"] = (width / width.max()).tolist()
+    if workers > 1:
+        kwargs["workers"] = workers
+    return CMAOptimizer, kwargs
+
+
+def recommended_selector(bounds: Sequence[Sequence[float]], max_jobs: int, max_func_calls: int | None = None,
+                         schedule: Sequence[Sequence[float]] = POPULATION_SCHEDULE,
+                         sigma_fraction: float = SIGMA_FRACTION, concurrent: int | None = None) -> BaseSelector:
+    """CMA-ES children whose population grows with the evaluations used (see the module docstring).
+
+    Args:
+        bounds: (min, max) of every parameter.
+        max_jobs: Slots of the run.
+        max_func_calls: The run's budget (``default_budget`` if None); the schedule's fractions apply to it.
+        schedule: ``(fraction of the budget, population factor)`` pairs, the first at fraction 0.
+        sigma_fraction: ``sigma0`` as a fraction of the widest range.
+        concurrent: See :func:`recommended_optimizer`.
+    """
+    box = _box(bounds)
+    budget = default_budget(len(box)) if max_func_calls is None else int(max_func_calls)
+    steps = [(float(f), float(p)) for f, p in schedule]
+    if not steps or steps[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(steps, steps[1:])):
+        raise ConfigurationError(f"schedule must start at fraction 0 and increase strictly, got {schedule!r}")
+    options = [recommended_optimizer(box, max_jobs, p, sigma_fraction, concurrent) for _, p in steps]
+    if len(options) == 1:
+        return CycleSelector(options[0])
+    thresholds = [max(1, int(f * budget)) for f, _ in steps[1:]]
+    return ChainSelector(*options, fcall_thresholds=thresholds)
+
+
+def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluations") -> BaseStopper | None:
+    """``EvaluationsUnmoving(10 n, tol=1e-3) & MinFuncCalls(100 n)`` (``kind='evaluations'``).
+
+    The other kinds are the alternatives the suite measured: 'best' stops a child whose best moved
+    by less than 1 % over its last ``100 n`` evaluations, 'best|evaluations' either, 'none' no
+    stopper (None). All are gated by ``MinFuncCalls(100 n)``.
+    """
+    n = len(_box(bounds))
+    gate = MinFuncCalls(100 * n)
+    if kind == "best":
+        return BestUnmoving(calls=100 * n, tol=0.01) & gate
+    if kind == "evaluations":
+        return EvaluationsUnmoving(calls=10 * n, tol=1e-3) & gate
+    if kind == "best|evaluations":
+        return (BestUnmoving(calls=100 * n, tol=0.01) | EvaluationsUnmoving(calls=10 * n, tol=1e-3)) & gate
+    if kind == "none":
+        return None
+    raise ConfigurationError(f"stoppers kind must be one of {_STOPPERS}, got {kind!r}")
+
+
+def recommended_generator(bounds: Sequence[Sequence[float]], max_func_calls: int | None = None,
+                          kind: str = "exploit", seed: Any = None) -> BaseGenerator:
+    """``ExploitExploreGenerator(bounds, budget)`` (``kind='exploit'``).
+
+    The alternatives measured: 'random' (RandomGenerator), 'incumbent' (IncumbentGenerator),
+    'basin' (BasinHoppingGenerator with its defaults).
+    """
+    box = _box(bounds)
+    budget = default_budget(len(box)) if max_func_calls is None else int(max_func_calls)
+    if kind == "exploit":
+        return ExploitExploreGenerator(box, budget, seed=seed)
+    if kind == "random":
+        return RandomGenerator(box, seed=seed)
+    if kind == "incumbent":
+        return IncumbentGenerator(box, seed=seed)
+    if kind == "basin":
+        return BasinHoppingGenerator(seed=seed)
+    raise ConfigurationError(f"generator kind must be one of {_GENERATORS}, got {kind!r}")
+
+
+def recommended_exit_conditions(n_parms: int, max_func_calls: int | None = None, target: float | None = None,
+                                atol: float = 1e-6) -> BaseExitCondition:
+    """``MaxFuncCalls(budget)``, with ``| TargetCost(target, atol)`` when a target is known."""
+    budget = default_budget(n_parms) if max_func_calls is None else int(max_func_calls)
+    condition: BaseExitCondition = MaxFuncCalls(budget)
+    if target is not None:
+        condition = TargetCost(target, atol) | condition
+    return condition
+
+
+def recommended_configuration(bounds: Sequence[Sequence[float]], max_jobs: int, max_func_calls: int | None = None,
+                              target: float | None = None, seed: Any = None, *,
+                              schedule: Sequence[Sequence[float]] = POPULATION_SCHEDULE,
+                              sigma_fraction: float = SIGMA_FRACTION, concurrent: int | None = None,
+                              stoppers: str = "evaluations", generator: str = "exploit", share: bool = False
+                              ) -> dict[str, Any]:
+    """Every recommended component, as keyword arguments of ``GloMPOManager.setup``.
+
+    Returns ``opt_selector``, ``stoppers``, ``x0_generator``, ``exit_conditions``,
+    ``share_best_solutions`` and ``stopcheck_interval``. The keyword-only overrides reproduce
+    the alternatives of docs/benchmarks.md; ``share=True`` also makes the children put the shared
+    incumbent into their next population (``force_injects``).
+    """
+    box = _box(bounds)
+    n = len(box)
+    budget = default_budget(n) if max_func_calls is None else int(max_func_calls)
+    selector = recommended_selector(box, max_jobs, budget, schedule, sigma_fraction, concurrent)
+    if share:
+        for option in selector.options:
+            option.init_kwargs["force_injects"] = True
+    return {
+        "opt_selector": selector,
+        "stoppers": recommended_stoppers(box, stoppers),
+        "x0_generator": recommended_generator(box, budget, generator, seed),
+        "exit_conditions": recommended_exit_conditions(n, budget, target),
+        "share_best_solutions": bool(share),
+        "stopcheck_interval": 10 * n,
+    }

@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from . import __version__
 from .errors import CheckpointError, ConfigurationError
+
+# This module imports nothing heavy (numpy, the job machinery) at import time: `python -m glompo_hpc`
+# must reach main(), which handles SIGTERM/SIGUSR2, within milliseconds, not after the seconds
+# numpy, scipy and cma take to load on a busy node (a signal then would kill the process).
+
 # EXIT_REQUEUE: the run was stopped by SIGUSR2/SIGTERM and left a checkpoint, so a job script should
-# requeue it. One definition, shared with the generated job scripts.
-from .slurm.walltime import EXIT_REQUEUE
+# requeue it. Equal to glompo_hpc.slurm.walltime.EXIT_REQUEUE (tests/slurm/test_walltime.py checks);
+# not imported from there because the glompo_hpc.slurm package loads the whole job machinery.
+EXIT_REQUEUE = 3
 
 __all__ = ("main", "command", "COMMANDS", "CliError")
 
@@ -173,6 +177,8 @@ def _manager_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _format_result(result: Any) -> str:
     """The run's outcome as aligned ``Label: value`` lines for stdout."""
+    import numpy as np
+
     stats = result.stats or {}
     x = "none" if result.x is None else np.array2string(np.asarray(result.x, dtype=float), precision=8,
                                                          separator=", ", threshold=50, max_line_width=10**6)
@@ -218,6 +224,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = _load(args.job, _manager_overrides(args))
     level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
     with _logging(level, spec.logging.file), _mpi_ranks(spec) as is_manager:
+        from .backends.blas_threads import limit_blas_threads
+        limit_blas_threads()  # before any child starts: threads, forks and ranks each use one core
         if not is_manager:
             signal.signal(signal.SIGUSR2, _ignore_signal)  # a USR2 forwarded after the run must not fail this rank
             return 0
@@ -227,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         kwargs = build_manager_kwargs(spec)
         logger.info("Job %s: %s", args.job, describe(spec, kwargs))
         checkpoint = _resume_point(kwargs) if args.resume == "auto" else None
+        if args.resume == "auto" and checkpoint is None and _killed_before_first_checkpoint(kwargs):
+            kwargs["overwrite_existing"] = True
         try:
             if checkpoint is not None:
                 logger.warning("Resuming from checkpoint %s", checkpoint)
@@ -247,12 +257,33 @@ def _start_guarded(manager: Any, margin_s: float) -> Any:
     (the manager then checkpoints and exits with EXIT_REQUEUE)."""
     from .slurm.walltime import guard_for_run
 
+    _check_writable(manager)
     with guard_for_run(margin_s) or contextlib.nullcontext():
         result = manager.start_manager()
-    # mpirun may forward a late USR2 after a normal end: it must not fail a finished run. A Python
+    # mpirun may forward a late USR2 after a normal end, and a TERM may come while the result is
+    # printed: neither may fail a run whose outputs are written (nor claim it never ran). A Python
     # no-op rather than SIG_IGN, which programs started later would inherit (a shell cannot trap it)
-    signal.signal(signal.SIGUSR2, _ignore_signal)
+    for sig in (signal.SIGUSR2, signal.SIGTERM):
+        signal.signal(sig, _ignore_signal)
     return result
+
+
+def _check_writable(manager: Any) -> None:
+    """Refuse a working directory the run could not write to (a read-only mount, no permission)
+    before anything starts: the run would lose every checkpoint, log and summary, and --overwrite
+    would fail half way through deleting the old results."""
+    import tempfile
+
+    writes = (manager.summary_files or manager.checkpoint_control is not None or manager.split_printstreams
+              or manager.overwrite_existing)
+    if not writes:
+        return
+    try:
+        with tempfile.TemporaryFile(dir=manager.working_dir):
+            pass
+    except OSError as e:
+        raise CliError(f"working_dir {str(manager.working_dir)!r} is not writable ({e.strerror or e}); "
+                       "nothing was changed") from None
 
 
 def _ignore_signal(signum: int, frame: Any) -> None:
@@ -269,6 +300,23 @@ def _resume_point(kwargs: dict[str, Any]) -> Path | None:
     if not directory.is_absolute():
         directory = Path(kwargs.get("working_dir", ".")) / directory
     return latest_checkpoint(directory)
+
+
+def _killed_before_first_checkpoint(kwargs: dict[str, Any]) -> bool:
+    """True when the working dir holds files of a run that left no checkpoint and ended no session
+    (no YAML summary, which every session end writes): one killed early, by a node failure, the OOM
+    killer or SIGKILL. Nothing there can be resumed and nothing finished needs protecting, so
+    ``--resume auto`` starts afresh over those files, as a requeued job must."""
+    from .core.paths import RunPaths
+
+    paths = RunPaths(Path(kwargs.get("working_dir", ".")))
+    found = paths.existing_results()
+    if not found or paths.summary in found:
+        return False
+    logger.warning("No checkpoint in %s and no run ended there: the files of the run killed before its first "
+                   "checkpoint (%s) are replaced by a fresh start", paths.working_dir,
+                   ", ".join(p.name for p in found))
+    return True
 
 
 def _exit_code(manager: Any) -> int:
@@ -423,23 +471,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, DEFAULT_COMMAND)  # `glompo-hpc job.yaml --backend threads` and `glompo-hpc --quiet job.yaml`
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
-        return int(e.code or 0)
-    if getattr(args, "handler", None) is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USER_ERROR
     # While the manager runs it handles these signals itself (checkpoint, clean stop); before and
-    # after, they end the command cleanly instead of killing it mid-write. The previous handlers
-    # come back at the end, so callers of main() in a process of their own are left as they were.
+    # after, they end the command cleanly instead of killing it mid-write. Installed first thing:
+    # `python -m glompo_hpc` ignores USR2 until here, so a USR2 during argument parsing would be lost.
+    # The previous handlers come back at the end, so callers of main() in a process of their own
+    # are left as they were.
     watched = [s for s in (signal.SIGTERM, getattr(signal, "SIGUSR2", None)) if s is not None]
     previous = {sig: signal.getsignal(sig) for sig in watched}
     for sig in watched:
         signal.signal(sig, _raise_signal_exit)
     try:
-        return args.handler(args)
+        return _dispatch(argv)
     except SignalExit as e:
         print(f"{PROG}: interrupted by {e} before the optimization ran", file=sys.stderr)
         # USR2 is the scheduler's "time is up": nothing was lost, so ask for a requeue
@@ -453,6 +495,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _dispatch(argv: list[str]) -> int:
+    """Parse ``argv`` and run its command."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
+        return int(e.code or 0)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    return args.handler(args)
 
 
 # ------------------------------------------------------------ summary, plot (outputs of a run)

@@ -42,10 +42,10 @@ from .exit_conditions import BaseExitCondition, MaxFuncCalls, TargetCost
 from .generators import (BaseGenerator, BasinHoppingGenerator, ExploitExploreGenerator, IncumbentGenerator,
                          RandomGenerator)
 from .optimizers.cma import CMAOptimizer
-from .selectors import BaseSelector, ChainSelector, CycleSelector
+from .selectors import BaseSelector, ChainSelector, OptimizerOption
 from .stoppers import BaseStopper, BestUnmoving, EvaluationsUnmoving, MinFuncCalls
 
-__all__ = ("BUDGET_PER_PARAMETER", "SIGMA_FRACTION", "POPULATION_SCHEDULE", "default_budget", "budget_of",
+__all__ = ("PopulationScheduleSelector", "BUDGET_PER_PARAMETER", "SIGMA_FRACTION", "POPULATION_SCHEDULE", "default_budget", "budget_of",
            "default_popsize",
            "recommended_optimizer", "recommended_selector", "recommended_stoppers", "recommended_generator",
            "recommended_exit_conditions", "recommended_configuration")
@@ -127,10 +127,12 @@ def recommended_optimizer(bounds: Sequence[Sequence[float]], max_jobs: int = 1, 
     return CMAOptimizer, kwargs
 
 
-def recommended_selector(bounds: Sequence[Sequence[float]], max_jobs: int, max_func_calls: int | None = None,
-                         schedule: Sequence[Sequence[float]] = POPULATION_SCHEDULE,
-                         sigma_fraction: float = SIGMA_FRACTION, concurrent: int | None = None) -> BaseSelector:
-    """CMA-ES children whose population grows with the evaluations used (see the module docstring).
+class PopulationScheduleSelector(ChainSelector):
+    """The recommended selector: CMA-ES children whose population grows with the evaluations used.
+
+    A ChainSelector over :func:`recommended_optimizer` options, one per step of ``schedule``. Its
+    options are sized for the run's slots, so it re-sizes them (``fit_slots``) when a run is
+    resumed with another ``max_jobs`` instead of refusing an option sized for the old allocation.
 
     Args:
         bounds: (min, max) of every parameter.
@@ -139,17 +141,42 @@ def recommended_selector(bounds: Sequence[Sequence[float]], max_jobs: int, max_f
         schedule: ``(fraction of the budget, population factor)`` pairs, the first at fraction 0.
         sigma_fraction: ``sigma0`` as a fraction of the widest range.
         concurrent: See :func:`recommended_optimizer`.
+        child_kwargs: Further keyword arguments of every child (e.g. ``force_injects``).
     """
-    box = _box(bounds)
-    budget = default_budget(len(box)) if max_func_calls is None else int(max_func_calls)
-    steps = [(float(f), float(p)) for f, p in schedule]
-    if not steps or steps[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(steps, steps[1:])):
-        raise ConfigurationError(f"schedule must start at fraction 0 and increase strictly, got {schedule!r}")
-    options = [recommended_optimizer(box, max_jobs, p, sigma_fraction, concurrent) for _, p in steps]
-    if len(options) == 1:
-        return CycleSelector(options[0])
-    thresholds = [max(1, int(f * budget)) for f, _ in steps[1:]]
-    return ChainSelector(*options, fcall_thresholds=thresholds)
+
+    def __init__(self, bounds: Sequence[Sequence[float]], max_jobs: int, max_func_calls: int | None = None,
+                 schedule: Sequence[Sequence[float]] = POPULATION_SCHEDULE, sigma_fraction: float = SIGMA_FRACTION,
+                 concurrent: int | None = None, child_kwargs: dict[str, Any] | None = None):
+        self.box = _box(bounds)
+        self.budget = default_budget(len(self.box)) if max_func_calls is None else int(max_func_calls)
+        self.schedule = [(float(f), float(p)) for f, p in schedule]
+        steps = self.schedule
+        if not steps or steps[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(steps, steps[1:])):
+            raise ConfigurationError(f"schedule must start at fraction 0 and increase strictly, got {schedule!r}")
+        self.sigma_fraction = sigma_fraction
+        self.concurrent = concurrent
+        self.child_kwargs = dict(child_kwargs or {})
+        thresholds = [max(1, int(f * self.budget)) for f, _ in steps[1:]]
+        super().__init__(*self._options(max_jobs), fcall_thresholds=thresholds)
+
+    def _options(self, max_jobs: int) -> list[OptimizerOption]:
+        options = []
+        for _, factor in self.schedule:
+            cls, kwargs = recommended_optimizer(self.box, max_jobs, factor, self.sigma_fraction, self.concurrent)
+            options.append(OptimizerOption(cls, {**kwargs, **self.child_kwargs}))
+        return options
+
+    def fit_slots(self, max_jobs: int) -> None:
+        """Size the children for ``max_jobs`` slots (called by the manager when it sets ``max_jobs``)."""
+        self.options = tuple(self._options(max_jobs))
+        self._held = None
+
+
+def recommended_selector(bounds: Sequence[Sequence[float]], max_jobs: int, max_func_calls: int | None = None,
+                         schedule: Sequence[Sequence[float]] = POPULATION_SCHEDULE,
+                         sigma_fraction: float = SIGMA_FRACTION, concurrent: int | None = None) -> BaseSelector:
+    """A :class:`PopulationScheduleSelector` (see the module docstring); the arguments are its own."""
+    return PopulationScheduleSelector(bounds, max_jobs, max_func_calls, schedule, sigma_fraction, concurrent)
 
 
 def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluations") -> BaseStopper | None:
@@ -218,10 +245,8 @@ def recommended_configuration(bounds: Sequence[Sequence[float]], max_jobs: int, 
     box = _box(bounds)
     n = len(box)
     budget = default_budget(n) if max_func_calls is None else int(max_func_calls)
-    selector = recommended_selector(box, max_jobs, budget, schedule, sigma_fraction, concurrent)
-    if share:
-        for option in selector.options:
-            option.init_kwargs["force_injects"] = True
+    selector = PopulationScheduleSelector(box, max_jobs, budget, schedule, sigma_fraction, concurrent,
+                                          child_kwargs={"force_injects": True} if share else None)
     return {
         "opt_selector": selector,
         "stoppers": recommended_stoppers(box, stoppers),

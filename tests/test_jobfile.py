@@ -83,21 +83,22 @@ def test_valid_job_builds_expected_objects(tmp_path):
     assert kw["checkpoint_control"].checkpoint_time_interval == 60
     assert kw["backend"] == "threads" and kw["max_jobs"] == 2
     assert kw["working_dir"] == str(tmp_path.resolve() / "out")
-    assert "seed" not in kw
+    assert kw["seed"] == spec.manager.seed
     assert spec.logging.level == "INFO"
     # the keys are exactly setup()'s parameters
     assert set(kw) == {"task", "bounds", "opt_selector", "working_dir", "overwrite_existing", "max_jobs", "backend",
                        "exit_conditions", "x0_generator", "stoppers", "share_best_solutions", "stopcheck_interval",
                        "apply_stoppers_to_best", "status_interval", "checkpoint_control", "summary_files",
                        "is_log_detailed", "force_terminations_after", "aggressive_stop", "end_timeout",
-                       "split_printstreams"}
+                       "split_printstreams", "seed"}
 
 
 def test_minimal_job_uses_defaults():
     kw = build({"task": RASTRIGIN})
     assert kw["bounds"] == Rastrigin().bounds  # taken from the task
-    assert [o.opt_class for o in kw["opt_selector"].options] == [CMAOptimizer]
-    assert kw["stoppers"] is kw["exit_conditions"] is kw["x0_generator"] is kw["checkpoint_control"] is None
+    # None: setup() fills in the recommended configuration (tests/test_defaults.py)
+    assert kw["opt_selector"] is kw["stoppers"] is kw["exit_conditions"] is kw["x0_generator"] is None
+    assert kw["checkpoint_control"] is None and kw["seed"] is None
     assert kw["backend"] == "processes" and kw["max_jobs"] is None and kw["summary_files"] == 0
     assert kw["split_printstreams"] is True and kw["end_timeout"] is None
 
@@ -258,7 +259,7 @@ def test_overrides_are_validated_like_the_file(tmp_path):
 # ------------------------------------------------------------ mistakes
 
 @pytest.mark.parametrize("data, key_path, fragments", [
-    (job(colour="red"), "colour", ["unknown key", "valid keys: task (required)", "bounds=null", "optimizers={...}"]),
+    (job(colour="red"), "colour", ["unknown key", "valid keys: task (required)", "bounds=null", "optimizers=null", "manager={...}"]),
     (job(task=None), "task", ["missing required key"]),
     (job(manager={"max_jobs": "four"}), "manager.max_jobs", ["expected an integer >= 1", "'four'"]),
     (job(manager={"backend": "gpu"}), "manager.backend", ["'threads'", "'mpi'", "got 'gpu'"]),

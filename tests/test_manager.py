@@ -84,8 +84,10 @@ def test_defaults_match_the_reference(tmp_path):
     assert m.end_timeout == 10.0 and m.stopcheck_interval == 100 and m.status_interval == 600
     assert m.summary_files == 0 and m.split_printstreams and not m.incumbent_sharing
     assert not m.allow_forced_terminations and not m.aggressive_stop and not m.apply_stoppers_to_best
-    assert isinstance(m.exit_conditions, KillsAfterConvergence)
-    assert type(m.x0_generator).__name__ == "RandomGenerator" and m.stoppers is None
+    # where the reference has no default or GloMPO's: the recommended configuration (test_defaults.py)
+    assert isinstance(m.exit_conditions, MaxFuncCalls) and m.exit_conditions.fmax == 2000 * 3
+    assert type(m.x0_generator).__name__ == "ExploitExploreGenerator"
+    assert str(m.stoppers) == "EvaluationsUnmoving(calls=30, tol=0.001) & MinFuncCalls(min_pts=300)"
     assert m.max_jobs >= 1 and m.n_parms == 3 and m.f_counter == 0 and m.t_used == 0
     threads = GloMPOManager().setup(sphere, BOUNDS, CycleSelector(WalkOptimizer), working_dir=tmp_path / "t",
                                     backend="threads")
@@ -126,8 +128,9 @@ def test_run_finds_minimum_and_accounts_every_evaluation(tmp_path, backend):
     assert m.last_opt_spawn[1] == m.o_counter
 
 
-def test_default_exit_condition_ends_after_first_convergence(tmp_path):
-    m = make(tmp_path, exit_conditions=None, selector=CycleSelector((WalkOptimizer, {"iters": 5})))
+def test_kills_after_convergence_ends_after_first_convergence(tmp_path):
+    """GloMPO's default exit condition, still there for those who ask for it."""
+    m = make(tmp_path, exit_conditions=KillsAfterConvergence(), selector=CycleSelector((WalkOptimizer, {"iters": 5})))
     m.start_manager()
     assert m.conv_counter >= 1 and "KillsAfterConvergence" in m.exit_reason
 
@@ -313,25 +316,28 @@ def test_task_that_raises_crashes_only_its_optimizer(tmp_path, backend):
     assert all(e.startswith("Error termination: ValueError: task cannot evaluate x0=4.500") for e in ends)
 
 
-def test_seeding_numpy_makes_a_one_slot_run_reproducible(tmp_path):
-    """Optimizers without a seed draw one from numpy's global generator when built (the job
-    file's manager.seed seeds it): same seed, same run; each optimizer still differs."""
+def test_the_manager_seed_makes_a_one_slot_run_reproducible(tmp_path):
+    """Every optimizer gets a seed derived from setup(seed=...) and its id: same seed, same run,
+    whatever numpy's global generator holds; each optimizer still samples differently."""
     from glompo_hpc import CMAOptimizer, RandomGenerator, Rastrigin
 
-    def run(wd):
-        np.random.seed(11)
+    def run(wd, seed, global_seed):
+        np.random.seed(global_seed)  # must not matter
         m = make(wd, task=Rastrigin(dims=3), selector=CycleSelector((CMAOptimizer, {"sigma0": 2.0, "popsize": 6})),
-                 max_jobs=1, x0_generator=RandomGenerator(BOUNDS, seed=2), exit_conditions=MaxFuncCalls(3000))
+                 max_jobs=1, x0_generator=RandomGenerator(BOUNDS, seed=2), exit_conditions=MaxFuncCalls(3000),
+                 stoppers=False, seed=seed)
         m.start_manager()
         return m
 
-    a, b = run(tmp_path / "a"), run(tmp_path / "b")
+    a, b, c = run(tmp_path / "a", 11, 1), run(tmp_path / "b", 11, 2), run(tmp_path / "c", 12, 1)
 
     def fx_in_call_order(m):
         ids = np.concatenate([m.opt_log.history(i, "call_id") for i in m.opt_log.opt_ids])
         fx = np.concatenate([m.opt_log.history(i, "fx") for i in m.opt_log.opt_ids])
         return fx[np.argsort(ids)][:2900]  # where the run stops depends on batch timing, not the sequence
 
+    assert a.seed == 11 and a.stoppers is None
     assert np.array_equal(fx_in_call_order(a), fx_in_call_order(b)) and a.o_counter > 1
+    assert not np.array_equal(fx_in_call_order(a), fx_in_call_order(c))
     firsts = [tuple(a.opt_log.history(i, "x")[1]) for i in a.opt_log.opt_ids if a.opt_log.n_evals(i) > 1]
     assert len(set(firsts)) == len(firsts)  # different optimizers sample differently

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core import observed_task
 from .base import ChildSpec
+from .blas_threads import limit_blas_threads
 from .mpi_protocol import Outcome
 from .processes import _process_main
 
@@ -98,6 +99,7 @@ def evaluator_main(task: Callable, detailed: bool, conn: mpc.Connection) -> None
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "SIGUSR2"):
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    limit_blas_threads()  # this helper is one slot: one core
     while True:
         try:
             seq, xs = conn.recv()

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..core import messages as msg
 from .base import Backend, ChildSpec
+from .blas_threads import limit_blas_threads
 from .child_host import run_child
 from .printstreams import redirect_process_streams
 
@@ -53,6 +54,7 @@ def _process_main(spec: ChildSpec, conn: mpc.Connection, allow_processes: bool) 
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     if spec.printstream_dir is not None:
         redirect_process_streams(spec.printstream_dir, spec.opt_id)
+    limit_blas_threads()  # this child is one slot: one core
     run_child(spec, PipeLink(conn), allow_processes)
     conn.close()
 

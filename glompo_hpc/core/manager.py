@@ -62,6 +62,7 @@ class GloMPOManager:
         self.task: Callable[[Sequence[float]], float] | None = None
         self.bounds: np.ndarray | None = None
         self.n_parms: int | None = None
+        self.seed: int | None = None
         self.opt_selector = None
         self.x0_generator = None
         self.stoppers = None
@@ -140,15 +141,21 @@ class GloMPOManager:
     def paths(self) -> RunPaths:
         return RunPaths(self.working_dir)
 
-    def setup(self, task: Callable[[Sequence[float]], float], bounds: Sequence[tuple[float, float]], opt_selector,
+    def setup(self, task: Callable[[Sequence[float]], float], bounds: Sequence[tuple[float, float]], opt_selector=None,
               working_dir: str | Path = ".", overwrite_existing: bool = False, max_jobs: int | None = None,
               backend: str | None = None, exit_conditions=None, x0_generator=None, stoppers=None,
               share_best_solutions: bool = False, stopcheck_interval: int = 100,
               apply_stoppers_to_best: bool = False, status_interval: float = 600,
               checkpoint_control: CheckpointingControl | None = None, summary_files: int = 0,
               is_log_detailed: bool = False, force_terminations_after: float = -1, aggressive_stop: bool = False,
-              end_timeout: float | None = None, split_printstreams: bool = True) -> "GloMPOManager":
+              end_timeout: float | None = None, split_printstreams: bool = True,
+              seed: int | None = None) -> "GloMPOManager":
         """Build a new optimization. Parameters are those of GloMPO's ``setup`` (see docs/api.md).
+
+        Where GloMPO differs: ``opt_selector``, ``exit_conditions``, ``x0_generator`` and
+        ``stoppers`` left as None get the recommended configuration (glompo_hpc.defaults; pass
+        ``stoppers=False`` for no stoppers), and ``seed`` (None: fresh entropy, recorded in
+        ``self.seed``) gives every optimizer an independent seed derived from it and its id.
 
         Raises:
             ConfigurationError: an argument is invalid; the message names it and its value.

@@ -17,6 +17,7 @@ from . import messages as msg
 from .checkpointer import Checkpointer
 from .interventions import InterventionWatcher
 from .result import Result
+from .seeds import derived_seed
 from .signals import SignalFlag
 from .status import ResourceMonitor
 
@@ -124,6 +125,7 @@ class RunSession:
         m.f_counter += getattr(m.x0_generator, "n_task_calls", 0) - calls_before
         optimizer = option.build()
         m.o_counter += 1
+        optimizer.reseed(derived_seed(m.seed, m.o_counter))  # before anything records its settings
         m.opt_log.add_optimizer(m.o_counter, type(optimizer).__name__, time.time(), option.workers, repr(optimizer))
         self._launch(m.o_counter, optimizer, x0, option.workers)
         m.last_opt_spawn = (m.f_counter, m.o_counter)

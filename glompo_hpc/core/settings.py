@@ -12,8 +12,11 @@ from typing import Any, Callable
 
 from ..backends import BACKENDS, auto_backend, check_backend, default_max_jobs
 from ..checkpointing import CheckpointingControl
+from ..defaults import (budget_of, recommended_exit_conditions, recommended_generator, recommended_selector,
+                        recommended_stoppers)
 from ..errors import ConfigurationError
 from ..validation import check_bounds, check_choice, check_int, check_number
+from .seeds import GENERATOR_KEY, derived_seed, root_seed
 
 __all__ = ("SETTINGS", "apply_settings", "prepare_working_dir")
 
@@ -25,10 +28,28 @@ def _bounds(m, value) -> None:
     m.n_parms = len(m.bounds)
 
 
+def _seed(m, value) -> None:
+    m.seed = root_seed(value)
+
+
 def _opt_selector(m, value) -> None:
+    if value is None:  # the recommended CMA-ES children, sized for the slots and the budget
+        value = recommended_selector(m.bounds, m.max_jobs, budget_of(m.exit_conditions, m.n_parms))
     if not callable(getattr(value, "select_optimizer", None)):
         raise ConfigurationError(f"opt_selector must be a BaseSelector, got {value!r}")
     m.opt_selector = value
+    _fit_selector(m)
+
+
+def _fit_selector(m) -> None:
+    """Let a selector that sizes its options by the slots re-size them, then check every option fits."""
+    fit = getattr(m.opt_selector, "fit_slots", None)
+    if fit is not None:
+        fit(m.max_jobs)
+    for option in getattr(m.opt_selector, "options", ()):
+        if option.workers > m.max_jobs:
+            raise ConfigurationError(
+                f"optimizer option {option} needs {option.workers} slots but max_jobs is {m.max_jobs}")
 
 
 def _backend(m, value) -> None:
@@ -42,30 +63,37 @@ def _backend(m, value) -> None:
 
 def _max_jobs(m, value) -> None:
     m.max_jobs = default_max_jobs(m.backend_name) if value is None else check_int("max_jobs", value, 1)
-    for option in getattr(m.opt_selector, "options", ()):
-        if option.workers > m.max_jobs:
-            raise ConfigurationError(
-                f"optimizer option {option} needs {option.workers} slots but max_jobs is {m.max_jobs}")
+    if m.opt_selector is not None:  # a resumed run's selector, checked against the new slots
+        _fit_selector(m)
 
 
 def _component(attribute: str, method: str, default: Callable | None = None) -> Callable:
+    """A setter for a component: None means the recommended one, False (stoppers only) none at all."""
     def setter(m, value) -> None:
         if value is None and default is not None:
             value = default(m)
+        elif value is False and attribute == "stoppers":
+            value = None
         if value is not None and not callable(getattr(value, method, None)):
             raise ConfigurationError(f"{attribute} has no {method}(): got {value!r}")
         setattr(m, attribute, value)
     return setter
 
 
+# The defaults are the recommended configuration (glompo_hpc/defaults.py, evidence in
+# docs/benchmarks.md), each used only where the user gave nothing.
+
 def _default_exit_conditions(m):
-    from ..exit_conditions import KillsAfterConvergence
-    return KillsAfterConvergence()
+    return recommended_exit_conditions(m.n_parms)
 
 
 def _default_generator(m):
-    from ..generators import RandomGenerator
-    return RandomGenerator(m.bounds)
+    budget = budget_of(m.exit_conditions, m.n_parms)
+    return recommended_generator(m.bounds, budget, seed=derived_seed(m.seed, GENERATOR_KEY))
+
+
+def _default_stoppers(m):
+    return recommended_stoppers(m.bounds)
 
 
 def _flag(attribute: str) -> Callable:
@@ -106,14 +134,15 @@ def _working_dir(m, value) -> None:
 #: setup() keyword -> setter, in the order they must be applied (later ones read earlier ones).
 SETTINGS: dict[str, Callable[[Any, Any], None]] = {
     "bounds": _bounds,
-    "opt_selector": _opt_selector,
+    "seed": _seed,
     "working_dir": _working_dir,
     "overwrite_existing": _flag("overwrite_existing"),
     "backend": _backend,
     "max_jobs": _max_jobs,
     "exit_conditions": _component("exit_conditions", "__call__", _default_exit_conditions),
+    "opt_selector": _opt_selector,  # after max_jobs and exit_conditions: the default is sized by both
     "x0_generator": _component("x0_generator", "generate", _default_generator),
-    "stoppers": _component("stoppers", "__call__"),
+    "stoppers": _component("stoppers", "__call__", _default_stoppers),
     "share_best_solutions": _flag("incumbent_sharing"),
     "stopcheck_interval": lambda m, v: setattr(m, "stopcheck_interval", check_int("stopcheck_interval", v, 1)),
     "apply_stoppers_to_best": _flag("apply_stoppers_to_best"),

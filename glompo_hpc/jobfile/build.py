@@ -17,8 +17,8 @@ and the current directory on ``sys.path`` (a module next to the job file just wo
 Builders fill some parameters the job file need not repeat: any stopper or generator taking
 ``bounds`` gets the job's bounds, a generator taking ``task`` gets the task, and with
 ``manager.seed`` set every generator, selector, stopper or exit condition taking ``seed`` gets
-its own seed derived from it (optimizers are left alone: every optimizer started from one option
-would otherwise draw the same samples).
+its own seed derived from it; ``manager.seed`` also goes to ``setup(seed=...)``, from which the
+manager gives every optimizer a seed of its own (derived from the seed and the optimizer's id).
 """
 
 from __future__ import annotations
@@ -136,6 +136,17 @@ def validate(data: Mapping[str, Any], base_dir: str | Path | None = None, source
     if spec.logging.file is not None:
         spec.logging.file = str(base / Path(spec.logging.file).expanduser())
 
+    if spec.optimizers is not None:
+        _resolve_optimizers(spec)
+    for cond, family in ((spec.stoppers, "stopper"), (spec.exit_conditions, "exit condition")):
+        for leaf in _leaves(cond):
+            _resolve(leaf, family)
+    if spec.generator is not None:
+        _resolve(spec.generator, "generator")
+    return spec
+
+
+def _resolve_optimizers(spec: JobSpec) -> None:
     opts = spec.optimizers
     _resolve_selector(spec)
     for option in opts.options:
@@ -146,12 +157,6 @@ def validate(data: Mapping[str, Any], base_dir: str | Path | None = None, source
                                                              f"{spec.manager.max_jobs}: it could never start")
     for controller in opts.allow_spawn:
         _resolve(controller, "spawn controller")
-    for cond, family in ((spec.stoppers, "stopper"), (spec.exit_conditions, "exit condition")):
-        for leaf in _leaves(cond):
-            _resolve(leaf, family)
-    if spec.generator is not None:
-        _resolve(spec.generator, "generator")
-    return spec
 
 
 def _resolve_selector(spec: JobSpec) -> None:
@@ -175,11 +180,11 @@ def _resolve_selector(spec: JobSpec) -> None:
         selector.params["fcall_thresholds"] = opts.fcall_thresholds
 
 
-def _leaves(cond: Condition | None) -> Iterator[ComponentSpec]:
+def _leaves(cond: Condition | bool | None) -> Iterator[ComponentSpec]:
     if isinstance(cond, Combination):
         for item in cond.items:
             yield from _leaves(item)
-    elif cond is not None:
+    elif isinstance(cond, ComponentSpec):
         yield cond
 
 
@@ -267,9 +272,9 @@ def _constructor_error(comp: ComponentSpec, error: Exception) -> JobFileError:
     return JobFileError(comp.key_path, f"{prefix}{text}")
 
 
-def _build_condition(cond: Condition | None, extra: Mapping[str, Any], seeds: dict[int, int]) -> Any:
-    if cond is None:
-        return None
+def _build_condition(cond: Condition | bool | None, extra: Mapping[str, Any], seeds: dict[int, int]) -> Any:
+    if cond is None or cond is False:  # None: the recommended ones; False: none (stoppers)
+        return cond
     if isinstance(cond, Combination):
         parts = [_build_condition(item, extra, seeds) for item in cond.items]
         try:
@@ -287,7 +292,9 @@ def _derived_seeds(spec: JobSpec) -> dict[int, int]:
     """One independent seed per seedable component, in job-file order, from ``manager.seed``."""
     if spec.manager.seed is None:
         return {}
-    seedable = [spec.optimizers.selector, *_leaves(spec.stoppers), *_leaves(spec.exit_conditions)]
+    seedable = [*_leaves(spec.stoppers), *_leaves(spec.exit_conditions)]
+    if spec.optimizers is not None:
+        seedable.insert(0, spec.optimizers.selector)
     if spec.generator is not None:
         seedable.append(spec.generator)
     children = np.random.SeedSequence(spec.manager.seed).spawn(len(seedable))
@@ -309,6 +316,23 @@ def build_manager_kwargs(spec: JobSpec) -> dict[str, Any]:
     seeds = _derived_seeds(spec)
     task = build_task(spec)
     bounds = _task_bounds(spec, task)
+    extra = {"bounds": bounds}
+    kwargs: dict[str, Any] = {
+        "task": task,
+        "bounds": bounds,
+        "opt_selector": None if spec.optimizers is None else _build_selector(spec, seeds),
+        "stoppers": _build_condition(spec.stoppers, extra, seeds),
+        "exit_conditions": _build_condition(spec.exit_conditions, extra, seeds),
+        "x0_generator": None if spec.generator is None else
+        _construct(spec.generator, {**extra, "task": task, **_seed_for(spec.generator, seeds)}),
+        "checkpoint_control": spec.checkpointing,
+    }
+    for f in fields(ManagerSpec):
+        kwargs[f.name] = getattr(spec.manager, f.name)
+    return kwargs
+
+
+def _build_selector(spec: JobSpec, seeds: dict[int, int]) -> Any:
     opts = spec.optimizers
     options = []
     for option in opts.options:
@@ -323,21 +347,7 @@ def build_manager_kwargs(spec: JobSpec) -> dict[str, Any]:
             raise
         # the thresholds were written under optimizers:, not under the selector
         raise JobFileError("optimizers.fcall_thresholds", str(e)[len(e.key_path) + 2:]) from None
-    extra = {"bounds": bounds}
-    kwargs: dict[str, Any] = {
-        "task": task,
-        "bounds": bounds,
-        "opt_selector": selector,
-        "stoppers": _build_condition(spec.stoppers, extra, seeds),
-        "exit_conditions": _build_condition(spec.exit_conditions, extra, seeds),
-        "x0_generator": None if spec.generator is None else
-        _construct(spec.generator, {**extra, "task": task, **_seed_for(spec.generator, seeds)}),
-        "checkpoint_control": spec.checkpointing,
-    }
-    for f in fields(ManagerSpec):
-        if f.name != "seed":
-            kwargs[f.name] = getattr(spec.manager, f.name)
-    return kwargs
+    return selector
 
 
 # ------------------------------------------------------------ description
@@ -350,11 +360,14 @@ def describe(spec: JobSpec, kwargs: Mapping[str, Any] | None = None) -> str:
     else:
         dims = len(spec.bounds) if spec.bounds else "?"
         stoppers, exits = spec.stoppers, spec.exit_conditions
-    opts = ", ".join(o.type for o in spec.optimizers.options)
+    if spec.optimizers is None:
+        optimizers = "recommended (CMA-ES, growing population)"
+    else:
+        optimizers = f"{spec.optimizers.selector.type}[{', '.join(o.type for o in spec.optimizers.options)}]"
     parts = [f"task {spec.task.function} ({dims} parameters)",
-             f"optimizers {spec.optimizers.selector.type}[{opts}]",
-             f"stoppers {stoppers if stoppers is not None else 'none'}",
-             f"exit {exits if exits is not None else 'default (KillsAfterConvergence)'}",
+             f"optimizers {optimizers}",
+             f"stoppers {'none' if stoppers is False else 'recommended' if stoppers is None else stoppers}",
+             f"exit {exits if exits is not None else 'recommended (MaxFuncCalls(2000 x parameters))'}",
              f"backend {spec.manager.backend}",
              f"working_dir {spec.manager.working_dir}"]
     return "; ".join(parts)

@@ -23,6 +23,13 @@ A job file is a YAML mapping with these top-level keys (only ``task`` is require
     logging: {level: INFO, file: null}
     slurm: {time: "1-00:00:00", ntasks: 4, account: myproj, max_requeues: 10}   # see SlurmSpec
 
+Defaults: a job file that leaves out ``optimizers``, ``stoppers``, ``exit_conditions`` or
+``generator`` gets the recommended configuration for each (``glompo_hpc.defaults``; the evidence
+is in docs/benchmarks.md): CMA-ES children whose population grows over the budget,
+``EvaluationsUnmoving & MinFuncCalls`` stoppers (``stoppers: false`` for none), an
+``ExploitExploreGenerator``, and ``MaxFuncCalls(2000 x parameters)``. The smallest job file is
+``task`` and ``bounds``.
+
 Design choice: the manager's settings (every ``GloMPOManager.setup`` parameter that is not a
 component, plus ``seed``) live under ``manager:`` rather than at the top level, so the top level
 names *what* is optimized and *how*, and ``manager:`` maps one-to-one onto setup()'s keywords.
@@ -156,8 +163,10 @@ class ManagerSpec:
     """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
 
     ``working_dir`` is relative to the job file's directory. ``seed`` (an integer) seeds numpy's
-    and Python's global RNGs and gives every seedable component (generator, selector, stoppers,
-    exit conditions with a ``seed`` parameter) its own seed derived from it.
+    and Python's global RNGs, gives every seedable component (generator, selector, stoppers,
+    exit conditions with a ``seed`` parameter) its own seed derived from it, and is setup()'s
+    ``seed``: every optimizer gets a seed derived from it and its id. null: a fresh seed,
+    recorded in the summary file (``settings.seed``) so the run can be repeated.
     """
 
     working_dir: str = _key(_string(), ".")
@@ -283,8 +292,8 @@ class JobSpec:
 
     task: TaskSpec = _key(default=dataclasses.MISSING)
     bounds: list | None = None
-    optimizers: OptimizersSpec = field(default_factory=OptimizersSpec)
-    stoppers: Condition | None = None
+    optimizers: OptimizersSpec | None = None  # None: the recommended selector
+    stoppers: Condition | bool | None = None  # None: the recommended stoppers; False: none
     exit_conditions: Condition | None = None
     generator: ComponentSpec | None = None
     manager: ManagerSpec = field(default_factory=ManagerSpec)
@@ -445,8 +454,9 @@ def parse_job(data: Any, source: Path | None = None, base_dir: Path | None = Non
     top = read_section(JobSpec, data, "")
     spec = JobSpec(task=parse_task(top["task"]), source=source, base_dir=base_dir or Path("."))
     spec.bounds = parse_bounds(top.get("bounds"))
-    spec.optimizers = _optimizers({} if top.get("optimizers") is None else top["optimizers"])
-    spec.stoppers = parse_condition(top.get("stoppers"), "stoppers")
+    if top.get("optimizers") is not None:
+        spec.optimizers = _optimizers(top["optimizers"])
+    spec.stoppers = False if top.get("stoppers") is False else parse_condition(top.get("stoppers"), "stoppers")
     spec.exit_conditions = parse_condition(top.get("exit_conditions"), "exit_conditions")
     if top.get("generator") is not None:
         spec.generator = parse_component(top["generator"], "generator")

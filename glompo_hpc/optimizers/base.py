@@ -86,6 +86,15 @@ class BaseOptimizer(ABC):
     def stop_requested(self) -> bool:
         return self.stop_reason is not None
 
+    def reseed(self, seed: int) -> None:
+        """Called by the manager on every new optimizer, before it starts, with a seed of its own.
+
+        The seeds derive from the manager's ``seed`` and the optimizer's id, so a run with the
+        same seed repeats its optimizers, and no two optimizers share a random stream (copies of
+        one prototype would otherwise all sample alike). Optimizers with randomness override it
+        and ignore it when the user gave an explicit seed; the default does nothing.
+        """
+
     def inject(self, x: np.ndarray, fx: float) -> None:
         """Receive the manager's incumbent. The default only stores it in ``self.incumbent``."""
         self.incumbent = (np.asarray(x, dtype=float), float(fx))

@@ -120,9 +120,9 @@ class CMAOptimizer(BaseOptimizer):
         self.force_injects = force_injects
         self.injection_interval = injection_interval
         self.cma_options = dict(cma_options)
-        if self.cma_options.get("seed") is None:
-            # drawn in the manager when the optimizer is built: seeding numpy once (the job file's
-            # manager.seed) makes a run reproducible, and every optimizer still samples differently
+        self._explicit_seed = self.cma_options.get("seed") is not None
+        if not self._explicit_seed:
+            # built outside a manager; a manager replaces it with a seed of its own (reseed)
             self.cma_options["seed"] = int(np.random.randint(0, 2 ** 31 - 1))
         self.n_nonfinite = 0
         self._es: cma.CMAEvolutionStrategy | None = None
@@ -169,6 +169,10 @@ class CMAOptimizer(BaseOptimizer):
         success = bool(cma_stop) and not self.stop_requested and not ended_by_callback
         x = None if self._best_x is None else self._best_x.copy()
         return MinimizeResult(success=success, x=x, fx=self._best_fx, stats=stats)
+
+    def reseed(self, seed: int) -> None:
+        if not self._explicit_seed and self._es is None:
+            self.cma_options["seed"] = int(seed)
 
     def inject(self, x: np.ndarray, fx: float) -> None:
         """Store the incumbent; it enters the next population if injection is on and due."""

@@ -23,9 +23,9 @@ class RandomOptimizer(BaseOptimizer):
 
     Args:
         iters: Number of iterations (batches of ``workers`` points); success when all are done.
-        seed: Seed of the optimizer's own generator. None: drawn from numpy's global generator
-            when the optimizer is built (in the manager), so seeding numpy once (the job file's
-            ``manager.seed``) makes a whole run reproducible while each optimizer differs.
+        seed: Seed of the optimizer's own generator. None: the manager gives it one derived from
+            its ``seed`` (see ``reseed``); built outside a manager, one drawn from numpy's global
+            generator.
         workers: Points per batch, evaluated in parallel.
         backend: 'threads' or 'processes'.
         is_log_detailed: Evaluate through ``task.detailed_call``.
@@ -35,6 +35,7 @@ class RandomOptimizer(BaseOptimizer):
                  is_log_detailed: bool = False, **kwargs: Any):
         if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 0:
             raise ConfigurationError(f"iters must be an integer >= 0, got {iters!r}")
+        self._explicit_seed = seed is not None
         if seed is None:
             seed = int(np.random.randint(0, 2 ** 31 - 1))
         super().__init__(workers, backend, is_log_detailed, iters=iters, seed=seed, **kwargs)
@@ -44,6 +45,12 @@ class RandomOptimizer(BaseOptimizer):
         self.iteration = 0
         self.best_x: np.ndarray | None = None
         self.best_fx = math.inf
+
+    def reseed(self, seed: int) -> None:
+        if not self._explicit_seed:
+            self.seed = int(seed)
+            self.settings["seed"] = self.seed
+            self.rng = np.random.default_rng(self.seed)
 
     def minimize(self, function: Callable[[Sequence[float]], float], x0: Sequence[float],
                  bounds: Sequence[tuple[float, float]], callbacks: Callable | None = None,

@@ -105,6 +105,7 @@ def summary_dict(manager) -> dict[str, Any]:
             "backend": m.backend_name,
             "max_jobs": m.max_jobs,
             "n_parms": m.n_parms,
+            "seed": getattr(m, "seed", None),  # repeats the run: setup(seed=...) / manager.seed
             "bounds": [list(b) for b in m.bounds],
             "opt_selector": str(m.opt_selector),
             "x0_generator": str(m.x0_generator),

@@ -223,9 +223,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     spec = _load(args.job, _manager_overrides(args))
     level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
+    from .backends.blas_threads import limit_blas_threads
+    limit_blas_threads()  # before any child starts (threads, forks, ranks): a slot is one core
     with _logging(level, spec.logging.file), _mpi_ranks(spec) as is_manager:
-        from .backends.blas_threads import limit_blas_threads
-        limit_blas_threads()  # before any child starts: threads, forks and ranks each use one core
         if not is_manager:
             signal.signal(signal.SIGUSR2, _ignore_signal)  # a USR2 forwarded after the run must not fail this rank
             return 0

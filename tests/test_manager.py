@@ -126,6 +126,8 @@ def test_run_finds_minimum_and_accounts_every_evaluation(tmp_path, backend):
     assert result.stats["f_counter"] == m.f_counter and result.stats["exit_reason"] == m.exit_reason
     assert m.o_counter >= 2 and m.t_used > 0 and len(m.dt_starts) == len(m.dt_ends) == 1
     assert m.last_opt_spawn[1] == m.o_counter
+    x, fx, stats, origin = result  # unpacks like GloMPO's NamedTuple
+    assert x is result.x and fx == result.fx and stats is result.stats and origin is result.origin
 
 
 def test_kills_after_convergence_ends_after_first_convergence(tmp_path):

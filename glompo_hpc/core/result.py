@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -44,3 +44,7 @@ class Result:
     fx: float = float("inf")
     stats: dict[str, Any] = field(default_factory=dict)
     origin: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        """``x, fx, stats, origin = result``, as with GloMPO's NamedTuple."""
+        return iter((self.x, self.fx, self.stats, self.origin))

@@ -12,7 +12,7 @@ Example::
     from glompo_hpc.outputs.read_log import read_log
     log = read_log("run/glompo_log.h5", columns=("call_id", "fx"))
     for opt in log.optimizers:
-        print(opt.opt_id, opt.opt_type, opt.end_cond, opt.rows, opt.data["fx"].min())
+        print(opt.opt_id, opt.opt_type, opt.end_cond, opt.rows, opt.best_fx)
 """
 
 from __future__ import annotations

@@ -121,5 +121,5 @@ def main():
     print(f"Exit reason: {result.stats['exit_reason']}")
 
 
-if __name__ == "__main__":  # the 'processes' backend must not start the run again in its children
+if __name__ == "__main__":  # importing this file (e.g. for its classes) must not start a run
     main()

@@ -103,5 +103,5 @@ def main():
     print(f"Outputs:      {', '.join(sorted(p.name for p in working_dir.iterdir()))}")
 
 
-if __name__ == "__main__":  # the 'processes' backend must not start the run again in its children
+if __name__ == "__main__":  # importing this file (e.g. for its classes) must not start a run
     main()

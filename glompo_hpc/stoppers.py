@@ -75,35 +75,8 @@ def _check_dimension(stopper: BaseStopper, log: OptimizerLog, n_bounds: int) -> 
 
 # ------------------------------------------------------------ stoppers
 
-class BestUnmoving(BaseStopper):
-    """Stops an optimizer whose best value has (nearly) stopped improving.
-
-    True when the optimizer's running best changed by at most ``abs(old * tol)`` within its last
-    ``calls`` evaluations, ``old`` being the running best at the first evaluation of that window.
-    Never stops while no finite value exists at the start of the window.
-
-    Args:
-        calls: Window length in evaluations (>= 2).
-        tol: Relative tolerance (>= 0); 0 means "no improvement at all".
-    """
-
-    def __init__(self, calls: int, tol: float = 0):
-        self.calls = check_int("calls", calls, 2)
-        self.tol = check_real("tol", tol, minimum=0)
-
-    def __call__(self, log: OptimizerLog, best_opt_id: int, tested_opt_id: int) -> bool:
-        if log.n_evals(tested_opt_id) < self.calls:
-            return False
-        old = log.best_fx(tested_opt_id, self.calls - 1)
-        new = log.best_fx(tested_opt_id, 0)
-        return math.isfinite(old) and abs(new - old) <= abs(old * self.tol)
-
-
-class EvaluationsUnmoving(BaseStopper):
-    """Stops an optimizer whose evaluations have (nearly) stopped changing.
-
-    True when the standard deviation of its last ``calls`` values is at most ``abs(last * tol)``,
-    ``last`` being the latest value. A non-finite value in the window never stops.
+class _WindowStopper(BaseStopper):
+    """A stopper judging an optimizer's last ``calls`` evaluations; False until it made that many.
 
     Args:
         calls: Window length in evaluations (>= 2).
@@ -115,12 +88,44 @@ class EvaluationsUnmoving(BaseStopper):
         self.tol = check_real("tol", tol, minimum=0)
 
     def __call__(self, log: OptimizerLog, best_opt_id: int, tested_opt_id: int) -> bool:
-        if log.n_evals(tested_opt_id) < self.calls:
-            return False
-        fx = log.tail(tested_opt_id, "fx", self.calls)
-        if not np.all(np.isfinite(fx)):
-            return False
-        return float(np.std(fx)) <= abs(fx[-1] * self.tol)
+        return log.n_evals(tested_opt_id) >= self.calls and self._settled(log, tested_opt_id)
+
+    def _settled(self, log: OptimizerLog, opt_id: int) -> bool:
+        raise NotImplementedError
+
+
+class BestUnmoving(_WindowStopper):
+    """Stops an optimizer whose best value has (nearly) stopped improving.
+
+    True when the optimizer's running best changed by at most ``abs(old * tol)`` within its last
+    ``calls`` evaluations, ``old`` being the running best at the first evaluation of that window.
+    Never stops while no finite value exists at the start of the window.
+
+    Args:
+        calls: Window length in evaluations (>= 2).
+        tol: Relative tolerance (>= 0); 0 means "no improvement at all".
+    """
+
+    def _settled(self, log: OptimizerLog, opt_id: int) -> bool:
+        old = log.best_fx(opt_id, self.calls - 1)
+        new = log.best_fx(opt_id, 0)
+        return math.isfinite(old) and abs(new - old) <= abs(old * self.tol)
+
+
+class EvaluationsUnmoving(_WindowStopper):
+    """Stops an optimizer whose evaluations have (nearly) stopped changing.
+
+    True when the standard deviation of its last ``calls`` values is at most ``abs(last * tol)``,
+    ``last`` being the latest value. A non-finite value in the window never stops.
+
+    Args:
+        calls: Window length in evaluations (>= 2).
+        tol: Relative tolerance (>= 0).
+    """
+
+    def _settled(self, log: OptimizerLog, opt_id: int) -> bool:
+        fx = log.tail(opt_id, "fx", self.calls)
+        return bool(np.all(np.isfinite(fx))) and float(np.std(fx)) <= abs(fx[-1] * self.tol)
 
 
 class LastPointsInvalid(BaseStopper):

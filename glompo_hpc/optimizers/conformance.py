@@ -335,10 +335,7 @@ def check_pause(factory: Factory, task: Callable | None = None, bounds=None, x0=
         if run.task.n_started != n_paused:
             raise ConformanceError(f"the optimizer evaluated the task {run.task.n_started - n_paused} time(s) "
                                    "while paused")
-        run.send(msg.Resume())
-        run.wait_until(lambda: run.task.n_started > n_paused, timeout, "an evaluation after Resume")
-        run.send(msg.Stop("conformance check"))
-        run.finish(timeout, " after a Stop")
+        _resume_then_stop(run, n_paused, timeout, "an evaluation after Resume")
 
 
 def check_inject(factory: Factory, task: Callable | None = None, bounds=None, x0=None, timeout: float = 30.0,
@@ -354,11 +351,15 @@ def check_inject(factory: Factory, task: Callable | None = None, bounds=None, x0
         run.send(msg.Pause())
         run.task.open_gate()
         run.wait_for(msg.ChildPaused, timeout, "the Pause sent after InjectIncumbent", since)
-        n_paused = run.task.n_started
-        run.send(msg.Resume())
-        run.wait_until(lambda: run.task.n_started > n_paused, timeout, "an evaluation after the injection")
-        run.send(msg.Stop("conformance check"))
-        run.finish(timeout, " after a Stop")
+        _resume_then_stop(run, run.task.n_started, timeout, "an evaluation after the injection")
+
+
+def _resume_then_stop(run: Any, n_paused: int, timeout: float, expected: str) -> None:
+    """Resume a paused run, wait for an evaluation beyond ``n_paused``, then stop it and see it end."""
+    run.send(msg.Resume())
+    run.wait_until(lambda: run.task.n_started > n_paused, timeout, expected)
+    run.send(msg.Stop("conformance check"))
+    run.finish(timeout, " after a Stop")
 
 
 def check_checkpoint(factory: Factory, task: Callable | None = None, bounds=None, x0=None, timeout: float = 30.0,

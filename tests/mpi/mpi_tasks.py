@@ -7,18 +7,20 @@ No mpi4py import: the rank comes from the launcher's environment.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from glompo_hpc.backends.mpi_env import mpi_world_rank
+# the shared test helpers live in tests/support; every rank imports this module first, so every
+# rank can then unpickle them by reference
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.optimizers import SleepyTask, sphere  # noqa: E402,F401  (re-exported for the rank cases)
+
+from glompo_hpc.backends.mpi_env import mpi_world_rank  # noqa: E402
 from glompo_hpc.core.result import MinimizeResult
 from glompo_hpc.optimizers.base import BaseOptimizer
-
-
-def sphere(x) -> float:
-    return float(np.sum(np.asarray(x, dtype=float) ** 2))
 
 
 class RankRecordingTask:
@@ -44,20 +46,6 @@ class FailingOnRank:
     def __call__(self, x) -> float:
         if mpi_world_rank() == self.rank:
             raise RuntimeError(f"task broke on rank {self.rank}")
-        return sphere(x)
-
-
-class SleepyTask:
-    """Sphere that hangs (sleeps ``hang`` s) when x[0] > ``hang_above``."""
-
-    def __init__(self, hang_above: float = np.inf, hang: float = 3600.0, delay: float = 0.0):
-        self.hang_above, self.hang, self.delay = hang_above, hang, delay
-
-    def __call__(self, x) -> float:
-        if x[0] > self.hang_above:
-            time.sleep(self.hang)
-        if self.delay:
-            time.sleep(self.delay)
         return sphere(x)
 
 

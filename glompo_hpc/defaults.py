@@ -179,12 +179,12 @@ def recommended_selector(bounds: Sequence[Sequence[float]], max_jobs: int, max_f
     return PopulationScheduleSelector(bounds, max_jobs, max_func_calls, schedule, sigma_fraction, concurrent)
 
 
-def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluations") -> BaseStopper | None:
+def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluations") -> BaseStopper | bool:
     """``EvaluationsUnmoving(10 n, tol=1e-3) & MinFuncCalls(100 n)`` (``kind='evaluations'``).
 
     The other kinds are the alternatives the suite measured: 'best' stops a child whose best moved
     by less than 1 % over its last ``100 n`` evaluations, 'best|evaluations' either, 'none' no
-    stopper (None). All are gated by ``MinFuncCalls(100 n)``.
+    stopper (False, setup()'s value for none). All are gated by ``MinFuncCalls(100 n)``.
     """
     n = len(_box(bounds))
     gate = MinFuncCalls(100 * n)
@@ -195,7 +195,7 @@ def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluat
     if kind == "best|evaluations":
         return (BestUnmoving(calls=100 * n, tol=0.01) | EvaluationsUnmoving(calls=10 * n, tol=1e-3)) & gate
     if kind == "none":
-        return None
+        return False  # setup()'s "no stoppers" (None there means the recommended ones)
     raise ConfigurationError(f"stoppers kind must be one of {_STOPPERS}, got {kind!r}")
 
 

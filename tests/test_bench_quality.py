@@ -12,7 +12,7 @@ import pytest
 
 from bench.quality import __main__ as cli
 from bench.quality import problems, report, runner
-from bench.quality.contenders import CONTENDERS, BudgetSpent, Recorder, SeededSelector
+from bench.quality.contenders import CONTENDERS, BudgetSpent, Recorder, SeededSelector, run_contender
 from glompo_hpc import (CMAOptimizer, ConfigurationError, CycleSelector, GloMPOManager, MaxFuncCalls, TargetCost,
                         defaults)
 from glompo_hpc.tasks.functions import Rastrigin
@@ -213,4 +213,22 @@ def test_recommended_components_reject_bad_input():
         defaults.recommended_generator([(1.0, -1.0)])
     with pytest.raises(ConfigurationError):
         defaults.recommended_optimizer([(-1.0, 1.0)], max_jobs=0)
-    assert defaults.recommended_stoppers([(-1.0, 1.0)], kind="none") is None
+    assert defaults.recommended_stoppers([(-1.0, 1.0)], kind="none") is False  # setup()'s "none"
+
+
+@pytest.mark.parametrize("contender, variant, stopped_by", [
+    ("unmanaged", {}, None), ("glompo", {"stoppers": "none"}, None), ("glompo", {}, "EvaluationsUnmoving")])
+def test_contenders_without_stoppers_really_run_without(monkeypatch, contender, variant, stopped_by):
+    """setup()'s stoppers=None means the recommended ones: the suite must say False for none."""
+    built = []
+    original = GloMPOManager.new_manager.__func__
+
+    def capture(cls, *args, **kwargs):
+        built.append(original(cls, *args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(GloMPOManager, "new_manager", classmethod(capture))
+    task = Rastrigin(dims=3)
+    run_contender(contender, task, task, task.bounds, 300, 0.0, 1e-8, seed=1, slots=2, glompo_options=variant)
+    stoppers = built[0].stoppers
+    assert (stoppers is None) if stopped_by is None else (type(next(iter(stoppers))).__name__ == stopped_by)

@@ -162,6 +162,7 @@ class SeededSelector(BaseSelector):
 
 def _run_manager(trial: Trial, selector: BaseSelector, **settings: Any) -> None:
     exits = MaxFuncCalls(trial.budget) | TargetCost(trial.f_star, atol=trial.tol)
+    settings.setdefault("stoppers", False)  # no stoppers unless the contender has some (None: setup()'s default)
     with tempfile.TemporaryDirectory(prefix="glompo_quality_") as work:
         manager = GloMPOManager.new_manager(
             trial.task, trial.bounds, SeededSelector(selector, trial.seed), working_dir=work,

@@ -19,7 +19,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__
 from .errors import CheckpointError, ConfigurationError
@@ -104,9 +104,24 @@ def _load(path: str, overrides: dict[str, Any] | None = None) -> Any:
     from .jobfile import load_job_file  # imported late: `--help` stays fast
 
     try:
-        return load_job_file(path, overrides)
+        with _job_limits(path):
+            return load_job_file(path, overrides)  # it names every problem of the file itself
     except FileNotFoundError as e:
         raise CliError(str(e)) from None
+
+
+@contextlib.contextmanager
+def _job_limits(path: str) -> Iterator[None]:
+    """One line for the interpreter's own limits, which a job file can reach while it is checked
+    or built: nesting deeper than the recursion limit, a size (dims) too large to allocate. The
+    job file module names every invalid *setting* (and unreadable YAML) itself."""
+    try:
+        yield
+    except RecursionError:
+        raise CliError(f"{path}: the job file is nested too deeply, or a YAML alias holds itself") from None
+    except (MemoryError, OverflowError) as e:
+        raise CliError(f"{path}: a size in the job file is too large to build ({type(e).__name__}"
+                       f"{': ' + str(e) if str(e) else ''})") from None
 
 
 class _CompactFormatter(logging.Formatter):
@@ -232,7 +247,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .core.manager import GloMPOManager
         from .jobfile import build_manager_kwargs, describe
 
-        kwargs = build_manager_kwargs(spec)
+        with _job_limits(args.job):
+            kwargs = build_manager_kwargs(spec)
         logger.info("Job %s: %s", args.job, describe(spec, kwargs))
         checkpoint = _resume_point(kwargs) if args.resume == "auto" else None
         if args.resume == "auto" and checkpoint is None and _killed_before_first_checkpoint(kwargs):
@@ -240,9 +256,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             if checkpoint is not None:
                 logger.warning("Resuming from checkpoint %s", checkpoint)
-                # the state comes from the checkpoint; where it runs (transport, slots) from this launch
+                # the state comes from the checkpoint; where it runs (transport, slots, and the working
+                # dir the checkpoint was found in, even if the run was moved there) from this launch
                 manager = GloMPOManager.load_manager(checkpoint, task=kwargs["task"], backend=kwargs.get("backend"),
-                                                     max_jobs=kwargs.get("max_jobs"))
+                                                     max_jobs=kwargs.get("max_jobs"),
+                                                     working_dir=kwargs.get("working_dir", "."))
             else:
                 manager = GloMPOManager.new_manager(**kwargs)
         except FileExistsError as e:
@@ -257,7 +275,6 @@ def _start_guarded(manager: Any, margin_s: float) -> Any:
     (the manager then checkpoints and exits with EXIT_REQUEUE)."""
     from .slurm.walltime import guard_for_run
 
-    _check_writable(manager)
     with guard_for_run(margin_s) or contextlib.nullcontext():
         result = manager.start_manager()
     # mpirun may forward a late USR2 after a normal end, and a TERM may come while the result is
@@ -268,38 +285,31 @@ def _start_guarded(manager: Any, margin_s: float) -> Any:
     return result
 
 
-def _check_writable(manager: Any) -> None:
-    """Refuse a working directory the run could not write to (a read-only mount, no permission)
-    before anything starts: the run would lose every checkpoint, log and summary, and --overwrite
-    would fail half way through deleting the old results."""
-    import tempfile
-
-    writes = (manager.summary_files or manager.checkpoint_control is not None or manager.split_printstreams
-              or manager.overwrite_existing)
-    if not writes:
-        return
-    try:
-        with tempfile.TemporaryFile(dir=manager.working_dir):
-            pass
-    except OSError as e:
-        raise CliError(f"working_dir {str(manager.working_dir)!r} is not writable ({e.strerror or e}); "
-                       "nothing was changed") from None
-
-
 def _ignore_signal(signum: int, frame: Any) -> None:
     logger.info("Ignoring %s: the run has ended", signal.Signals(signum).name)
 
 
 def _resume_point(kwargs: dict[str, Any]) -> Path | None:
-    """The newest valid checkpoint of this job's working directory, if any."""
+    """The newest valid checkpoint of this job's working directory, if any.
+
+    Checkpoints that all fail to verify are an error (unless overwriting was asked for), not a
+    reason to start afresh: a fresh start would replace the run's log and mix new checkpoints
+    with the damaged ones, and the damage deserves a look first.
+    """
     from .checkpointing import CheckpointingControl
-    from .core.checkpoint_file import latest_checkpoint
+    from .core.checkpoint_file import latest_checkpoint, list_checkpoints
 
     control = kwargs.get("checkpoint_control") or CheckpointingControl()
     directory = Path(control.checkpointing_dir)
     if not directory.is_absolute():
         directory = Path(kwargs.get("working_dir", ".")) / directory
-    return latest_checkpoint(directory)
+    found = latest_checkpoint(directory)
+    damaged = list_checkpoints(directory) if found is None else []
+    if damaged and not kwargs.get("overwrite_existing"):
+        raise CliError(f"--resume auto: no checkpoint in {str(directory)!r} verifies "
+                       f"({', '.join(p.name for p in damaged)}; see the errors above); nothing was changed: "
+                       "repair or move them away, or run with --overwrite to start afresh")
+    return found
 
 
 def _killed_before_first_checkpoint(kwargs: dict[str, Any]) -> bool:
@@ -321,8 +331,15 @@ def _killed_before_first_checkpoint(kwargs: dict[str, Any]) -> bool:
 
 def _exit_code(manager: Any) -> int:
     """0 at a normal end; EXIT_REQUEUE when a signal ended the run after a checkpoint; else
-    128 + the signal's number."""
+    128 + the signal's number; EXIT_USER_ERROR when the run ended because its optimizers kept crashing."""
+    from .core.session import CRASH_LOOP
+
     interrupted = getattr(manager, "interrupted", None)
+    if not interrupted and str(getattr(manager, "exit_reason", "")).startswith(CRASH_LOOP):
+        # a job that cannot work (an optimizer setting, a task that always raises): not a success
+        print(f"{PROG}: error: {_one_line(Exception(manager.exit_reason))} (their errors are in the log)",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     if not interrupted:
         return 0
     if getattr(manager, "exit_checkpoint", None) is not None:
@@ -354,8 +371,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .core.manager import GloMPOManager
 
     source = Path(args.source)
+    overrides: dict[str, Any] = {}
     if source.is_dir():
-        found = latest_checkpoint(source / "checkpoints") or latest_checkpoint(source)
+        found = latest_checkpoint(source / "checkpoints")
+        if found is not None:  # a run's directory: resume there, also if it was moved or copied
+            overrides["working_dir"] = source
+        found = found or latest_checkpoint(source)
         if found is None:
             raise CliError(f"no valid checkpoint in {str(source)!r} or its 'checkpoints' folder")
         source = found
@@ -370,7 +391,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if spec is not None:
             from .jobfile import build_task
             task = build_task(spec)
-        manager = GloMPOManager.load_manager(source, task=task)
+        manager = GloMPOManager.load_manager(source, task=task, **overrides)
         result = _start_guarded(manager, spec.slurm.margin_s if spec is not None else 300)
     print(_format_result(result), flush=True)
     return _exit_code(manager)
@@ -392,7 +413,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .jobfile import build_manager_kwargs, describe
 
     spec = _load(args.job)
-    with _logging("WARNING"):
+    with _logging("WARNING"), _job_limits(args.job):
         kwargs = build_manager_kwargs(spec)
     print(f"OK: {args.job}: {describe(spec, kwargs)}")
     return 0
@@ -411,6 +432,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Submit (or with --dry-run only print) the job; prints the job id and its log files."""
     from .slurm.submit import format_submission, submit
 
+    _load(args.job)  # the guards and one-line errors of every command; submit() reads the file again
     try:
         submission = submit(args.job, dry_run=args.dry_run)
     except FileNotFoundError as e:
@@ -436,12 +458,14 @@ def cmd_jobscript(args: argparse.Namespace) -> int:
 
     spec = _load(args.job)
     log_dir = spec.base_dir / Path(spec.slurm.log_dir).expanduser()
+    # rendered first: a value it refuses (a line break) must not leave a directory behind
+    text = render_jobscript(spec.slurm, args.launcher, job_file=Path(args.job).resolve(), log_dir=log_dir,
+                            python=spec.slurm.python or sys.executable)
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CliError(f"slurm.log_dir: cannot create {str(log_dir)!r}: {e.strerror or e}") from None
-    print(render_jobscript(spec.slurm, args.launcher, job_file=Path(args.job).resolve(), log_dir=log_dir,
-                           python=spec.slurm.python or sys.executable), end="", flush=True)
+    print(text, end="", flush=True)
     return 0
 
 
@@ -466,14 +490,18 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
+def main(argv: list[str] | None = None, early_signals: Sequence[int] = ()) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 user error, 130 interrupted).
+
+    ``early_signals``: signals that arrived before main() was called (``python -m glompo_hpc``
+    records them while importing); they are acted on as if they came now.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version"):
         argv.insert(0, DEFAULT_COMMAND)  # `glompo-hpc job.yaml --backend threads` and `glompo-hpc --quiet job.yaml`
     # While the manager runs it handles these signals itself (checkpoint, clean stop); before and
-    # after, they end the command cleanly instead of killing it mid-write. Installed first thing:
-    # `python -m glompo_hpc` ignores USR2 until here, so a USR2 during argument parsing would be lost.
+    # after, they end the command cleanly instead of killing it mid-write. Installed first thing, so
+    # a USR2 during argument parsing is not lost (and those `python -m` saw while importing are replayed).
     # The previous handlers come back at the end, so callers of main() in a process of their own
     # are left as they were.
     watched = [s for s in (signal.SIGTERM, getattr(signal, "SIGUSR2", None)) if s is not None]
@@ -481,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in watched:
         signal.signal(sig, _raise_signal_exit)
     try:
+        for sig in list(early_signals):
+            signal.raise_signal(sig)  # our handler turns it into SignalExit, handled below
         return _dispatch(argv)
     except SignalExit as e:
         print(f"{PROG}: interrupted by {e} before the optimization ran", file=sys.stderr)

@@ -163,6 +163,15 @@ def test_keyboard_interrupt_exits_130(small_job, capsys, monkeypatch):
     assert capsys.readouterr().err == "glompo-hpc: interrupted\n"
 
 
+def test_a_signal_that_came_while_importing_is_acted_on(small_job, capsys, tmp_path):
+    """`python -m glompo_hpc` records a USR2/TERM that arrives while it imports; main() replays it:
+    a walltime warning that early asks for a requeue (3) instead of being lost or killing the rank."""
+    assert cli.main(["run", str(small_job)], early_signals=[signal.SIGUSR2]) == 3
+    assert capsys.readouterr().err == "glompo-hpc: interrupted by SIGUSR2 before the optimization ran\n"
+    assert cli.main(["run", str(small_job)], early_signals=[signal.SIGTERM]) == 128 + signal.SIGTERM
+    assert not list(tmp_path.glob("**/glompo_manager_log.yml"))  # nothing ran
+
+
 # ------------------------------------------------------------ real runs
 
 def _field(stdout: str, label: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,9 +68,15 @@ def test_resume_auto_without_checkpoint_starts_afresh_and_resume_command(tmp_pat
     job = write_job(tmp_path, budget=600)
     fresh = cli("run", job, "--resume", "auto")
     assert fresh.returncode == 0 and "Resuming" not in fresh.stderr
-    again = cli("resume", tmp_path / "run", job, "--log-level", "INFO")
+    original = (tmp_path / "run" / "glompo_manager_log.yml").read_bytes()
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    again = cli("resume", tmp_path / "copy", job, "--log-level", "INFO")
     assert again.returncode == 0, again.stderr
     assert "Loaded checkpoint" in again.stderr
+    # a run directory given to resume is where the run goes on, also when it was copied or moved
+    assert (tmp_path / "run" / "glompo_manager_log.yml").read_bytes() == original
+    resumed = yaml.safe_load((tmp_path / "copy" / "glompo_manager_log.yml").read_text())
+    assert len(resumed["assignment"]["sessions"]) == 2
     empty = tmp_path / "empty"
     empty.mkdir()
     missing = cli("resume", empty)

@@ -367,6 +367,24 @@ def test_yaml_is_read_safely(tmp_path):
         load_job_file(path)
 
 
+@pytest.mark.parametrize("text, fragment", [
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(6)),
+     "an alias bomb"),
+    ("task: " + "9" * 5000 + "\n", "cannot read the job file"),
+])
+def test_hostile_yaml_is_one_job_file_error_for_library_callers_too(tmp_path, text, fragment):
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    with pytest.raises(JobFileError, match=fragment):
+        load_job_file(path)
+
+
+def test_a_line_break_in_a_slurm_value_is_refused_by_validation(tmp_path):
+    with pytest.raises(JobFileError, match=r"slurm.job_name: .* holds a line break"):
+        validate({"task": RASTRIGIN, "slurm": {"job_name": "x\nrm -rf ~"}}, base_dir=tmp_path)
+
+
 # ------------------------------------------------------------ property: never another exception type
 
 _text = st.sampled_from(["", "x", "CMAOptimizer", "BestUnmoving(1)", "MinFuncCalls(min_pts=2) | ValueAnnealing()",

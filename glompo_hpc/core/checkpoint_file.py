@@ -19,7 +19,9 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
+import stat
 import tarfile
 import tempfile
 import time
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..outputs.atomic import new_temporary_beside
 
 __all__ = ("FORMAT_VERSION", "CheckpointContents", "write_checkpoint_file", "open_checkpoint", "latest_checkpoint",
            "list_checkpoints")
@@ -51,9 +54,7 @@ def write_checkpoint_file(staging: Path, destination: Path, info: dict) -> Path:
     manifest = {"format_version": FORMAT_VERSION, "glompo_hpc_version": __version__, "created": time.time(),
                 **info, "members": {str(p.relative_to(staging)): _sha256(p) for p in files}}
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = new_temporary_beside(destination)  # mode 0666 & ~umask, like every other output
     try:
         with tarfile.open(tmp_path, "w") as tar:
             tar.add(staging / "manifest.json", arcname="manifest.json")
@@ -61,9 +62,6 @@ def write_checkpoint_file(staging: Path, destination: Path, info: dict) -> Path:
                 tar.add(p, arcname=str(p.relative_to(staging)))
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; follow the user's umask like any file
         os.replace(tmp_path, destination)
     finally:
         if tmp_path.exists():
@@ -101,8 +99,11 @@ def open_checkpoint(path: str | Path) -> CheckpointContents:
     root = Path(tempfile.mkdtemp(prefix="glompo_checkpoint_"))
     try:
         try:
-            with tarfile.open(path, "r") as tar:
-                tar.extractall(root, filter="data")  # 'data' refuses absolute paths and links outside root
+            with open(path, "rb") as f:
+                _check_trust(path, os.fstat(f.fileno()))  # of the file read below, not of a name
+                # "r:": checkpoints are plain tar; probing every compression made a multi-line message
+                with tarfile.open(fileobj=f, mode="r:") as tar:
+                    tar.extractall(root, filter="data")  # 'data' refuses absolute paths and links outside root
         except (tarfile.TarError, EOFError, OSError) as e:
             raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a checkpoint: {e}") from None
         manifest = _read_manifest(path, root)
@@ -114,6 +115,21 @@ def open_checkpoint(path: str | Path) -> CheckpointContents:
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+
+
+def _check_trust(path: Path, st: os.stat_result) -> None:
+    """Refuse a checkpoint anyone may have replaced; warn about one another user wrote.
+
+    Loading a checkpoint unpickles it, which runs any code it holds (docs/security.md).
+    """
+    if st.st_mode & stat.S_IWOTH:
+        raise CheckpointError(f"checkpoint {str(path)!r} is world-writable: anyone could have replaced it, and "
+                              f"loading it runs the code it holds; if you trust it, remove that permission "
+                              f"(chmod o-w {shlex.quote(str(path))}) and load it again")
+    uid = os.geteuid() if hasattr(os, "geteuid") else st.st_uid
+    if st.st_uid != uid:
+        logger.warning("Checkpoint %s belongs to another user (uid %d; you are uid %d): loading it runs the code "
+                       "it holds; load only checkpoints you trust", path, st.st_uid, uid)
 
 
 def _read_manifest(path: Path, root: Path) -> dict:

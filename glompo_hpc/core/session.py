@@ -25,6 +25,11 @@ __all__ = ("RunSession",)
 
 POLL_TIMEOUT = 0.1  # s: the longest the loop sleeps, so signals and hung children are seen promptly
 CHECKPOINT_SIGNALS = ("SIGUSR2", "SIGTERM")  # a cluster's "time is up": checkpoint before exiting
+# Optimizers in a row that crash while no evaluation is made anywhere: then every new one would
+# crash too (a setting its class rejects only when it runs, a task that always raises), and the
+# loop would start them forever, filling the disk with their logs. No new ones are started.
+CRASH_LOOP_LIMIT = 20
+CRASH_LOOP = "optimizers keep crashing"  # the start of the run's exit_reason then
 
 logger = logging.getLogger("glompo_hpc.manager")
 
@@ -52,6 +57,9 @@ class RunSession:
         self.checkpointer = Checkpointer(self, control) if control is not None else None
         self.interventions = InterventionWatcher(manager.paths)
         self.monitor = ResourceMonitor()
+        self.crashes_in_a_row = 0
+        self.f_counter_at_crash = -1
+        self.spawn_stop_reason: str | None = None
 
     # ================================================================ the loop
 
@@ -213,6 +221,21 @@ class RunSession:
             self.m.opt_log.put_message(message.opt_id, message.traceback)
         self._retire(message.opt_id, f"Error termination: {message.error}")
         logger.error("Optimizer %d crashed: %s\n%s", message.opt_id, message.error, message.traceback)
+        self._count_crash(message.error)
+
+    def _count_crash(self, error: str) -> None:
+        """Stop spawning after CRASH_LOOP_LIMIT crashes with no evaluation made in between;
+        optimizers still alive go on, and the run ends when they have."""
+        m = self.m
+        if m.f_counter != self.f_counter_at_crash:
+            self.crashes_in_a_row = 0  # evaluations since the last crash: not a loop
+        self.f_counter_at_crash = m.f_counter
+        self.crashes_in_a_row += 1
+        if self.crashes_in_a_row >= CRASH_LOOP_LIMIT and m.spawning_opts:
+            m.spawning_opts = False
+            self.spawn_stop_reason = (f"{CRASH_LOOP}: {self.crashes_in_a_row} in a row crashed with no evaluation "
+                                      f"made in between (last: {error}); no new ones were started")
+            logger.error("%s", self.spawn_stop_reason)
 
     def _retire(self, opt_id: int, end_cond: str) -> None:
         if self.children.pop(opt_id, None) is None:
@@ -281,7 +304,7 @@ class RunSession:
         m = self.m
         if not m.spawning_opts and not m._restored and not any(not c.abandoned for c in self.children.values()):
             m.converged = True
-            m.exit_reason = "no optimizers alive and spawning is stopped"
+            m.exit_reason = self.spawn_stop_reason or "no optimizers alive and spawning is stopped"
             logger.info("Ending: %s", m.exit_reason)
 
     def end_run(self, reason: str) -> None:

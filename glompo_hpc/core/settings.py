@@ -7,6 +7,7 @@ it) on the manager, so a new run and a resumed run with changed settings follow 
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -179,3 +180,19 @@ def prepare_working_dir(manager, refuse_old_results: bool) -> None:
         names = ", ".join(p.name for p in old)
         raise FileExistsError(f"working_dir {str(manager.working_dir)!r} holds results of an earlier run ({names}); "
                               "pass overwrite_existing=True or choose another directory")
+    _check_writable(manager)
+
+
+def _check_writable(manager) -> None:
+    """Refuse a working directory the run could not write to (a read-only mount, no permission)
+    before anything starts: the run would lose every checkpoint, log and summary, and overwriting
+    would fail half way through deleting the old results."""
+    m = manager
+    if not (m.summary_files or m.checkpoint_control is not None or m.split_printstreams or m.overwrite_existing):
+        return
+    try:
+        with tempfile.TemporaryFile(dir=m.working_dir):
+            pass
+    except OSError as e:
+        raise ConfigurationError(f"working_dir {str(m.working_dir)!r} is not writable ({e.strerror or e}); "
+                                 "nothing was changed") from None

@@ -79,10 +79,14 @@ def save_task(task: Any, staging: Path, force_task_save: bool) -> str:
     """Save the task into ``staging``; returns how: 'pickle', 'files' or 'none'."""
     if not force_task_save:
         try:
-            (staging / "task.pkl").write_bytes(dill.dumps(task))
-            return "pickle"
+            blob = dill.dumps(task)
         except Exception as e:
             logger.info("The task cannot be pickled (%s: %s); trying task.checkpoint_save", type(e).__name__, e)
+        else:
+            # Outside the try: a failed write (disk full, read-only) fails the checkpoint like any of
+            # its files, rather than passing for an unpicklable task and leaving a task-less checkpoint.
+            (staging / "task.pkl").write_bytes(blob)
+            return "pickle"
     saver = getattr(task, "checkpoint_save", None)
     if callable(saver):
         folder = staging / "task"

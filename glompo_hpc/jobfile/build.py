@@ -77,13 +77,7 @@ def load_job_file(path: str | Path, overrides: Mapping[str, Any] | None = None) 
         raise FileNotFoundError(f"job file {str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise JobFileError(str(path), f"cannot read the job file: {e}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise JobFileError(str(path), f"{where}invalid YAML: {problem}") from None
+    data = _parse_yaml(text, str(path))
     if data is None:
         raise JobFileError(str(path), "the job file is empty; it needs at least a 'task' key")
     if not isinstance(data, Mapping):
@@ -92,6 +86,47 @@ def load_job_file(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     if overrides:
         data = _merged(data, overrides)
     return validate(data, base_dir=path.resolve().parent, source=path)
+
+
+# What YAML aliases may add to a job file: a real one repeats a few settings (dozens of values); an
+# alias bomb ("billion laughs", 9 levels of 10 aliases) adds 10**9, which every error message
+# (repr of the bad value) and check would expand: minutes and gigabytes.
+MAX_ALIAS_VALUES = 100_000
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)``, with every way it can fail (also on hostile input) as one JobFileError."""
+    try:
+        _refuse_alias_bombs(yaml.compose(text, Loader=yaml.SafeLoader), source)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise JobFileError(source, f"{where}invalid YAML: {problem}") from None
+    except RecursionError:
+        raise JobFileError(source, "the job file is nested too deeply, or a YAML alias holds itself") from None
+    except ValueError as e:  # e.g. an integer literal too long to convert
+        raise JobFileError(source, f"cannot read the job file: {e}") from None
+
+
+def _refuse_alias_bombs(root: Any, source: str) -> None:
+    """Count the document's values with and without expanding aliases, on the node graph (expanding
+    nothing); refuse it if aliases add more than MAX_ALIAS_VALUES."""
+    expanded: dict[int, int] = {}
+
+    def values(node: Any) -> int:
+        if id(node) not in expanded:
+            expanded[id(node)] = 1  # an alias inside its own anchor counts once
+            children = node.value if isinstance(node, yaml.SequenceNode) else \
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+            expanded[id(node)] = 1 + sum(values(c) for c in children)
+        return expanded[id(node)]
+
+    added = (values(root) - len(expanded)) if root is not None else 0
+    if added > MAX_ALIAS_VALUES:
+        raise JobFileError(source, f"its YAML aliases expand to {added:,} more values (the most allowed is "
+                                   f"{MAX_ALIAS_VALUES:,}): an alias bomb?")
 
 
 def _merged(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

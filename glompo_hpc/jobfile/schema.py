@@ -141,7 +141,7 @@ class BoundsRange:
 
     min: float = _key(_number(), default=dataclasses.MISSING)
     max: float = _key(_number(), default=dataclasses.MISSING)
-    dims: int = _key(_integer(lo=1), default=dataclasses.MISSING)
+    dims: int = _key(_integer(lo=1, hi=10 ** 6), default=dataclasses.MISSING)  # more would not fit in memory
 
 
 def _default_options() -> list[ComponentSpec]:
@@ -420,6 +420,12 @@ def _checkpointing(value: Any) -> CheckpointingControl | None:
 
 def _slurm(value: Any) -> SlurmSpec:
     spec = SlurmSpec(**read_section(SlurmSpec, value, "slurm"))
+    for f in dataclasses.fields(SlurmSpec):  # a line break would end a job script's line: injection
+        texts = getattr(spec, f.name)
+        for i, text in enumerate(texts if isinstance(texts, list) else [texts]):
+            if isinstance(text, str) and any(c in text for c in "\n\r\0"):
+                where = f"slurm.{f.name}" + (f"[{i}]" if isinstance(texts, list) else "")
+                raise JobFileError(where, f"{text!r} holds a line break or NUL, which a job script cannot quote")
     limit = spec.time_seconds
     for name in ("signal_delay_s", "margin_s"):
         if getattr(spec, name) >= limit:

@@ -39,6 +39,10 @@ __all__ = ("ScipyOptimizer", "ScipyOptimizeWrapper")
 #: Methods (lower case) to which ``scipy.optimize.minimize`` passes bounds.
 BOUNDED_METHODS = frozenset({"nelder-mead", "l-bfgs-b", "tnc", "slsqp", "powell", "trust-constr", "cobyla", "cobyqa"})
 
+#: Method names (lower case) ``scipy.optimize.minimize`` knows: any other fails every run of it.
+METHODS = frozenset(getattr(scipy.optimize._minimize, "MINIMIZE_METHODS", ())) | BOUNDED_METHODS \
+    | {"cg", "bfgs", "newton-cg", "dogleg", "trust-ncg", "trust-exact", "trust-krylov"}
+
 #: ``minimize`` arguments the wrapper owns.
 _RESERVED = ("fun", "x0", "bounds", "callback", "method")
 
@@ -63,6 +67,10 @@ class ScipyOptimizer(BaseOptimizer):
             raise ConfigurationError(f"ScipyOptimizer sets {taken} itself; remove them from its arguments")
         if not callable(method) and not isinstance(method, str):
             raise ConfigurationError(f"method must be a scipy method name or a callable, got {method!r}")
+        if isinstance(method, str) and method.lower() not in METHODS:
+            # refused here, not when each started child crashes on it
+            raise ConfigurationError(f"method {method!r} is not a scipy.optimize.minimize method; valid: "
+                                     f"{', '.join(sorted(METHODS))}, or a callable")
         super().__init__(workers, backend, is_log_detailed, method=method, **scipy_kwargs)
         self.method = method
         self.scipy_kwargs = dict(scipy_kwargs)

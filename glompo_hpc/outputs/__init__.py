@@ -104,8 +104,9 @@ def open_log_sink(manager: Any) -> LogSink | None:
 
     A new run gets a new file. A manager that already holds history (resumed from a checkpoint)
     appends to the existing log of the same run after rolling it back to the rows the manager
-    knows (``open_for_resume``); if that log is missing or belongs to another run, a new file is
-    started and marked incomplete (an old foreign file is kept under another name).
+    knows (``open_for_resume``); if that log is missing, belongs to another run or is too damaged
+    to roll back, a new file is started and marked incomplete (the old file is kept under another
+    name).
     """
     if manager.summary_files < 3 or manager.opt_log is None:
         return None
@@ -119,11 +120,10 @@ def open_log_sink(manager: Any) -> LogSink | None:
     known = {opt_id: log.n_evals(opt_id) for opt_id in log.opt_ids}
     try:
         if known and path.is_file() and _log_run_key(path) == run_key(manager):
-            options.pop("headers")  # the file's own extras layout continues
-            writer = HDF5LogWriter.open_for_resume(path, known, run_attrs=_static_attrs(manager), **options)
+            writer = _resume_log(manager, path, known, options)
         else:
             if path.exists() and known:
-                _move_aside(path)
+                _move_aside(path, "belongs to another run (or is unreadable)")
             writer = HDF5LogWriter.create(path, manager.n_parms, run_attrs=_static_attrs(manager), **options)
             if any(known.values()):
                 writer.problem = f"the log starts at a resumed session: {sum(known.values())} earlier evaluations " \
@@ -150,11 +150,33 @@ def _log_run_key(path: Path) -> str | None:
         return None
 
 
-def _move_aside(path: Path) -> None:
+def _resume_log(manager: Any, path: Path, known: dict[int, int], options: dict[str, Any]) -> Any:
+    """Append to this run's log after rolling it back to the checkpoint. A log too damaged to roll
+    back (garbage in its metadata or data) is kept aside and a new one started, so the resumed run
+    is still logged and the damaged file is neither lost nor touched again by later sessions."""
+    from .hdf5_log import HDF5LogWriter
+
+    resume_options = {k: v for k, v in options.items() if k != "headers"}  # the file's extras layout continues
+    try:
+        return HDF5LogWriter.open_for_resume(path, known, run_attrs=_static_attrs(manager), **resume_options)
+    except Exception as e:  # h5py raises OSError, RuntimeError, KeyError, ValueError for damaged files
+        damage = f"{type(e).__name__}: {e}"
+        try:
+            kept = _move_aside(path, f"cannot be rolled back to the checkpoint ({damage})")
+        except OSError:  # not even renamed (read-only directory): report the damage itself
+            raise e from None
+    writer = HDF5LogWriter.create(path, manager.n_parms, run_attrs=_static_attrs(manager), **options)
+    writer.problem = (f"the log of the earlier sessions was damaged ({damage}) and is kept as {kept.name}; this log "
+                      f"starts at the resumed session: {sum(known.values())} earlier evaluations are not in it")
+    return writer
+
+
+def _move_aside(path: Path, why: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.stem}.{stamp}.previous{path.suffix}")
     path.rename(target)
-    logger.warning("%s belongs to another run (or is unreadable): kept as %s; a new log is started", path, target.name)
+    logger.warning("%s %s: kept as %s; a new log is started", path, why, target.name)
+    return target
 
 
 def log_status(manager: Any) -> dict[str, Any]:

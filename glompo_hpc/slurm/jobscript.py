@@ -8,6 +8,8 @@ argument and says what to edit.
 Every value taken from the job file is quoted with :func:`shlex.quote`, in ``#SBATCH`` lines as
 well (sbatch reads shell quotes there): paths with spaces and names with ``;``, ``$`` or quotes
 stay one word and run nothing. Only ``slurm.setup`` lines are copied verbatim: they are commands.
+A value with a line break (or NUL) is refused (:func:`one_line`): a ``#SBATCH`` directive is
+one line, and the break would end it and make the rest of the value a command of the script.
 
 What the script does at run time:
 
@@ -29,15 +31,30 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import JobFileError
+from ..jobfile.registry import show
 from ..jobfile.schema import SlurmSpec
 from .walltime import EXIT_REQUEUE
 
-__all__ = ("LAUNCHERS", "render_jobscript", "generic_jobscript", "sbatch_directives", "launch_command")
+__all__ = ("LAUNCHERS", "render_jobscript", "generic_jobscript", "sbatch_directives", "launch_command", "one_line")
 
 LAUNCHERS = ("mpirun", "srun")
 LOG_NAME = "glompo-%j.out"  # %j: SLURM's job id; one file per job, appended to by each restart
 
 q = shlex.quote
+LINE_BREAKS = "\n\r\0"  # NUL too: bash drops it, so what runs would differ from what was checked
+
+
+def one_line(value: str, key_path: str) -> str:
+    """``value``, refused (JobFileError naming ``key_path``) if it holds a line break or NUL.
+
+    Quoting cannot make a line break safe in a ``#SBATCH`` line: the directive would end there,
+    and the rest would be a command of the script (and end sbatch's reading of the directives).
+    """
+    if any(c in value for c in LINE_BREAKS):
+        raise JobFileError(key_path, f"{show(value)} contains a line break or NUL, which a batch script cannot "
+                                     f"hold safely; write it on one line")
+    return value
 
 
 def sbatch_directives(slurm: SlurmSpec, log_dir: str | Path | None = None) -> list[str]:
@@ -53,7 +70,7 @@ def sbatch_directives(slurm: SlurmSpec, log_dir: str | Path | None = None) -> li
 
     def directive(name: str, value: object | None, placeholder: str | None = None) -> None:
         if value is not None:
-            lines.append(f"#SBATCH --{name}={q(str(value))}")
+            lines.append(f"#SBATCH --{name}={q(one_line(str(value), 'slurm.' + name.replace('-', '_')))}")
         elif placeholder is not None:
             lines.append(f"##SBATCH --{name}={placeholder}")
 
@@ -69,7 +86,7 @@ def sbatch_directives(slurm: SlurmSpec, log_dir: str | Path | None = None) -> li
               "#SBATCH --requeue",
               f"#SBATCH --signal=B:USR2@{int(slurm.signal_delay_s)}",
               "#SBATCH --open-mode=append",
-              f"#SBATCH --output={q(output)}"]
+              f"#SBATCH --output={q(one_line(output, 'slurm.log_dir'))}"]
     return lines
 
 
@@ -80,10 +97,14 @@ def launch_command(slurm: SlurmSpec, launcher: str) -> list[str]:
     takes the task count from the allocation itself.
     """
     if launcher == "mpirun":
-        return ["mpirun", "-n", '"${SLURM_NTASKS:-1}"', *map(q, slurm.mpirun_args)]
+        return ["mpirun", "-n", '"${SLURM_NTASKS:-1}"', *_words(slurm.mpirun_args, "slurm.mpirun_args")]
     if launcher == "srun":
-        return ["srun", *map(q, slurm.srun_args)]
+        return ["srun", *_words(slurm.srun_args, "slurm.srun_args")]
     raise ValueError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+
+
+def _words(args: Sequence[str], key_path: str) -> list[str]:
+    return [q(one_line(a, f"{key_path}[{i}]")) for i, a in enumerate(args)]
 
 
 def render_jobscript(slurm: SlurmSpec, launcher: str = "mpirun", job_file: str | Path | None = None,
@@ -104,7 +125,7 @@ def render_jobscript(slurm: SlurmSpec, launcher: str = "mpirun", job_file: str |
     """
     launch = launch_command(slurm, launcher)
     script_name = script_name or f"glompo_{launcher}.sbatch"
-    python = python or slurm.python or "python3"
+    python = one_line(python or slurm.python or "python3", "slurm.python")
     if job_file is None:
         job_line = f'job_file="${{1:?usage: sbatch {script_name} JOB.yaml}}"'
         origin = [f"#   sbatch {script_name} JOB.yaml",
@@ -112,7 +133,7 @@ def render_jobscript(slurm: SlurmSpec, launcher: str = "mpirun", job_file: str |
                   "# The job file's slurm: section holds the same settings; 'python -m glompo_hpc jobscript",
                   f"# JOB.yaml --launcher {launcher}' prints this script filled in from it."]
     else:
-        job_line = f"job_file={q(str(Path(job_file).absolute()))}"
+        job_line = f"job_file={q(one_line(str(Path(job_file).absolute()), 'the job file path'))}"
         origin = ["#   sbatch THIS_FILE",
                   "#",
                   f"# Written by 'glompo-hpc jobscript --launcher {launcher}' from the job file below."]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .environment import detect
+from .jobscript import one_line
 from .walltime import EXIT_REQUEUE, RequeueBudget, requeue_refusal
 
 __all__ = ("GlompoRun", "Submission", "submit", "make_executor", "format_submission")
@@ -168,6 +169,12 @@ def make_executor(spec: Any, dry_run: bool = False) -> Any:
                                            f"{slurm.ntasks} tasks on {slurm.nodes} nodes do not divide evenly")
     folder = Path(spec.base_dir) / Path(slurm.log_dir).expanduser() / "%j"
     python = slurm.python or sys.executable
+    # submitit writes these into #SBATCH lines and the script: a line break there would run its rest
+    for value, key_path in ((slurm.job_name, "slurm.job_name"), (slurm.partition, "slurm.partition"),
+                            (slurm.account, "slurm.account"), (python, "slurm.python"), (str(folder), "slurm.log_dir"),
+                            *((a, f"slurm.srun_args[{i}]") for i, a in enumerate(slurm.srun_args))):
+        if value is not None:
+            one_line(value, key_path)
     executor = _executor_class(dry_run)(folder=folder, max_num_timeout=slurm.max_requeues, python=shlex.quote(python))
     params: dict[str, Any] = {
         "job_name": slurm.job_name,

@@ -151,8 +151,9 @@ class MaxKills(BaseExitCondition):
 class KillsAfterConvergence(BaseExitCondition):
     """True once ``n_killed`` optimizers were stopped after ``n_converged`` optimizers converged.
 
-    This is the manager's default exit condition: keep exploring until the search has both found
-    minima and started discarding optimizers.
+    GloMPO's default exit condition (glompo_hpc's is ``MaxFuncCalls(2000 n)``, see
+    ``glompo_hpc.defaults``): keep exploring until the search has both found minima and started
+    discarding optimizers.
 
     State: the first time this condition sees ``conv_counter >= n_converged`` it records the
     number of manager stops at that moment (``len(stopped_opts)``) in ``stops_at_convergence``;

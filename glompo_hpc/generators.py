@@ -109,7 +109,7 @@ class _BoxGenerator(BaseGenerator):
 
 
 class RandomGenerator(_BoxGenerator):
-    """Uniformly random points in the box (the manager's default).
+    """Uniformly random points in the box (GloMPO's default generator; glompo_hpc's is ExploitExploreGenerator).
 
     Args:
         bounds: (min, max) of every parameter.

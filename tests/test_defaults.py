@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from glompo_hpc import GloMPOManager
-from glompo_hpc.backends.blas_threads import limit_blas_threads
+from glompo_hpc.backends.blas_threads import THREAD_VARIABLES, limit_blas_threads, threads_per_slot
 from glompo_hpc.core.checkpoint_file import latest_checkpoint
 from glompo_hpc.checkpointing import CheckpointingControl
 from glompo_hpc.defaults import PopulationScheduleSelector, default_popsize
@@ -163,6 +163,20 @@ def test_the_command_line_limits_blas_unless_the_user_chose(tmp_path, variable, 
     assert set(recorded_threads(probe).values()) == {int(expected)}
 
 
-def test_limit_is_skipped_when_a_thread_variable_is_set(monkeypatch):
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
-    assert limit_blas_threads() is False
+def test_a_thread_count_the_user_chose_is_applied_even_after_numpy_loaded(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    try:
+        assert limit_blas_threads() == 2
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+        monkeypatch.setenv("OMP_NUM_THREADS", "junk")  # not a count: the next variable decides
+        assert threads_per_slot() == 2
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+        assert limit_blas_threads() == 1
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
+    finally:
+        monkeypatch.undo()
+        limit_blas_threads()  # leave this process as the rest of the suite expects

@@ -7,8 +7,10 @@ processes, MPI evaluator processes and the command line limit the thread pools a
 in their process to one thread (threadpoolctl does this at run time, also after numpy was
 imported, which environment variables cannot). Programs a task starts are not affected.
 
-A user who wants more threads per slot sets any of ``THREAD_VARIABLES`` (e.g.
-``OMP_NUM_THREADS=4``, with ``max_jobs`` lowered to match): then nothing is limited.
+A user who wants another count per slot sets it the usual way, e.g. ``OMP_NUM_THREADS=4`` (with
+``max_jobs`` lowered to match): the first of ``THREAD_VARIABLES`` holding a positive integer is
+applied instead of 1. It is applied, not just left alone, because the variables only act on a
+library when it loads, and by then numpy's BLAS may already run with a thread per core.
 """
 
 from __future__ import annotations
@@ -16,25 +18,29 @@ from __future__ import annotations
 import logging
 import os
 
-__all__ = ("THREAD_VARIABLES", "limit_blas_threads")
+__all__ = ("THREAD_VARIABLES", "threads_per_slot", "limit_blas_threads")
 
 logger = logging.getLogger("glompo_hpc.backends")
 
-#: Environment variables by which a user chooses thread counts; any of them set disables the limit.
+#: Environment variables by which a user chooses a thread count, in the order they are read.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS")
 
 
-def limit_blas_threads() -> bool:
-    """Limit this process's BLAS and OpenMP pools to one thread, unless the user chose a count.
+def threads_per_slot() -> int:
+    """The first of ``THREAD_VARIABLES`` holding a positive integer, else 1."""
+    for name in THREAD_VARIABLES:
+        text = os.environ.get(name, "").strip()
+        if text.isdigit() and int(text) > 0:
+            return int(text)
+    return 1
 
-    Returns True when the limit was applied.
-    """
-    chosen = [name for name in THREAD_VARIABLES if os.environ.get(name, "").strip()]
-    if chosen:
-        logger.debug("Thread pools left as %s chose", ", ".join(chosen))
-        return False
+
+def limit_blas_threads() -> int:
+    """Limit this process's BLAS and OpenMP pools to ``threads_per_slot()`` threads; returns it."""
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1)
-    return True
+    threads = threads_per_slot()
+    threadpool_limits(limits=threads)
+    logger.debug("BLAS/OpenMP thread pools limited to %d thread(s)", threads)
+    return threads

@@ -65,10 +65,12 @@ BATCH_SLACK = 500
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_python_minimal_runs_on_the_recommended_defaults(tmp_path, backend):
     out = run_example("python_minimal.py", tmp_path, "--backend", backend)
-    # in the global minimum's basin: every other local minimum of Rastrigin is >= 0.99. Mostly it is
-    # the minimum itself; with 'processes' about one run in four ends on a point in that basin that
-    # no child went on to polish (the last, widest children are cut by the budget)
-    assert float(printed("Best fx", out)) < 0.9
+    # in the global minimum's basin (Rastrigin's basins meet at +-0.5 in each coordinate). Mostly
+    # it is the minimum itself; in some runs it is a point of that basin no child went on to polish
+    # (the last, widest children are cut by the budget: docs/benchmarks.md), e.g. f = 0.93 at
+    # x = (-0.04, -0.06)
+    best_x = [float(v) for v in re.search(r"^Best x:\s+\[(.*)\]", out, re.M).group(1).split(",")]
+    assert len(best_x) == 2 and all(abs(v) < 0.5 for v in best_x), out
     # the recommended budget, 2000 evaluations per parameter, is the exit condition
     assert "Exit reason: MaxFuncCalls(fmax=4000)" in out
     assert 4000 <= int(printed("Evaluations", out)) <= 4000 + BATCH_SLACK

@@ -96,6 +96,21 @@ def test_latest_checkpoint_skips_a_corrupt_newest_one(tmp_path, caplog):
     assert "ck_001.tar" in caplog.text and "truncated" in caplog.text
 
 
+def test_a_resumed_run_removes_what_killed_checkpoints_left_and_nothing_else(tmp_path):
+    m = make(tmp_path, checkpoint_control=control())
+    first = m.checkpoint()
+    leftovers = [first.parent / ".staging_ck_007", first.parent / ".ck_007.tar.0123abcd.tmp"]
+    (leftovers[0] / "optimizers").mkdir(parents=True)
+    (leftovers[0] / "optimizers" / "0001.pkl").write_bytes(b"half")
+    leftovers[1].write_bytes(b"half an archive")
+    (first.parent / "notes.txt").write_text("mine")
+    resumed = GloMPOManager.load_manager(first, exit_conditions=MaxFuncCalls(300))
+    resumed.start_manager()
+    assert not any(p.exists() for p in leftovers)
+    assert (first.parent / "notes.txt").read_text() == "mine" and latest_checkpoint(first.parent) is not None
+    assert first.exists()
+
+
 def test_keep_past_deletes_old_ones_only_after_a_new_one_exists(tmp_path):
     m = make(tmp_path, checkpoint_control=control(keep_past=1))
     for _ in range(4):

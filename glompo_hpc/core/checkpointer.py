@@ -41,6 +41,20 @@ class Checkpointer:
         self.session = session
         self.manager = session.m
         self.control = control
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Delete what checkpoints interrupted by a SIGKILL left (staging folders, unnamed archives):
+        they are never taken for checkpoints, but would pile up over many requeues. Only this run
+        writes here (its working directory is refused to any other), so none is in progress."""
+        if not self.directory.is_dir():
+            return
+        for leftover in [*self.directory.glob(".staging_*"), *self.directory.glob(".*.tar.*.tmp")]:
+            logger.info("Removing %s, left by an interrupted checkpoint", leftover.name)
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     @property
     def directory(self) -> Path:

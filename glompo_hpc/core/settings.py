@@ -68,12 +68,12 @@ def _max_jobs(m, value) -> None:
         _fit_selector(m)
 
 
-def _component(attribute: str, method: str, default: Callable | None = None) -> Callable:
-    """A setter for a component: None means the recommended one, False (stoppers only) none at all."""
+def _component(attribute: str, method: str, default: Callable | None = None, optional: bool = False) -> Callable:
+    """A setter for a component: None means the recommended one; False, if ``optional``, none at all."""
     def setter(m, value) -> None:
         if value is None and default is not None:
             value = default(m)
-        elif value is False and attribute == "stoppers":
+        elif value is False and optional:
             value = None
         if value is not None and not callable(getattr(value, method, None)):
             raise ConfigurationError(f"{attribute} has no {method}(): got {value!r}")
@@ -143,7 +143,7 @@ SETTINGS: dict[str, Callable[[Any, Any], None]] = {
     "exit_conditions": _component("exit_conditions", "__call__", _default_exit_conditions),
     "opt_selector": _opt_selector,  # after max_jobs and exit_conditions: the default is sized by both
     "x0_generator": _component("x0_generator", "generate", _default_generator),
-    "stoppers": _component("stoppers", "__call__", _default_stoppers),
+    "stoppers": _component("stoppers", "__call__", _default_stoppers, optional=True),
     "share_best_solutions": _flag("incumbent_sharing"),
     "stopcheck_interval": lambda m, v: setattr(m, "stopcheck_interval", check_int("stopcheck_interval", v, 1)),
     "apply_stoppers_to_best": _flag("apply_stoppers_to_best"),

@@ -96,9 +96,12 @@ MAX_ALIAS_VALUES = 100_000
 
 def _parse_yaml(text: str, source: str) -> Any:
     """``yaml.safe_load(text)``, with every way it can fail (also on hostile input) as one JobFileError."""
-    try:
-        _refuse_alias_bombs(yaml.compose(text, Loader=yaml.SafeLoader), source)
-        return yaml.safe_load(text)
+    loader = None
+    try:  # yaml.safe_load's two steps, with the alias count between them: the text is parsed once
+        loader = yaml.SafeLoader(text)  # its reader already rejects characters YAML forbids
+        root = loader.get_single_node()
+        _refuse_alias_bombs(root, source)
+        return loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -108,6 +111,9 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise JobFileError(source, "the job file is nested too deeply, or a YAML alias holds itself") from None
     except ValueError as e:  # e.g. an integer literal too long to convert
         raise JobFileError(source, f"cannot read the job file: {e}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _refuse_alias_bombs(root: Any, source: str) -> None:

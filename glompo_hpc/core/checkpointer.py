@@ -161,7 +161,8 @@ class Checkpointer:
             sink.flush()
         rows = {opt_id: m.opt_log.n_evals(opt_id) for opt_id in m.opt_log.opt_ids}
         self.control.count += 1  # before the state is captured, so a resumed run names its next one afresh
-        (staging / "manager.pkl").write_bytes(capture_state(m, live))
+        session_start = m.t_start if m._running else None
+        (staging / "manager.pkl").write_bytes(capture_state(m.settings, m.state, live, session_start))
         task_saved_as = save_task(m.task, staging, self.control.force_task_save)
         info = {"name": name, "f_counter": m.f_counter, "o_counter": m.o_counter, "task": task_saved_as,
                 "log_rows": {str(k): v for k, v in rows.items()},

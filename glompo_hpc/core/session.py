@@ -19,6 +19,7 @@ from .interventions import InterventionWatcher
 from .result import Result
 from .seeds import derived_seed
 from .signals import SignalFlag
+from .state import EndKind
 from .status import ResourceMonitor
 
 __all__ = ("RunSession",)
@@ -59,7 +60,7 @@ class RunSession:
         self.monitor = ResourceMonitor()
         self.crashes_in_a_row = 0
         self.f_counter_at_crash = -1
-        self.spawn_stop_reason: str | None = None
+        self.spawn_stop: tuple[EndKind, str] | None = None
 
     # ================================================================ the loop
 
@@ -67,7 +68,7 @@ class RunSession:
         from ..outputs import open_log_sink
 
         m = self.m
-        self.backend = m.backend = make_backend(m.backend_name)
+        self.backend = make_backend(m.backend_name)
         m.opt_log.sink = open_log_sink(m)
         if self.checkpointer and self.checkpointer.control.checkpoint_at_init:
             self.checkpointer.take()
@@ -93,8 +94,7 @@ class RunSession:
     def interrupt(self, signal_name: str) -> None:
         m = self.m
         m.interrupted = signal_name
-        m.converged = True
-        m.exit_reason = f"interrupted by {signal_name}"
+        m.state.finish(EndKind.INTERRUPTED, f"interrupted by {signal_name}")
         logger.warning("Run interrupted by %s: stopping children and writing outputs", signal_name)
         if signal_name in CHECKPOINT_SIGNALS and self.checkpointer is not None:
             m.exit_checkpoint = self.checkpointer.take(then_stop=True)
@@ -116,7 +116,7 @@ class RunSession:
             self._check_exit()  # each start may satisfy an exit condition (e.g. MaxOptsStarted)
             if m.converged:
                 return
-            option = m.opt_selector.select_optimizer(m, free)
+            option = m.opt_selector.select_optimizer(m.view(), free)
             if option is False:
                 m.spawning_opts = False
                 logger.info("Spawning of new optimizers is stopped")
@@ -127,10 +127,10 @@ class RunSession:
 
     def _start_new(self, option) -> None:
         m = self.m
-        calls_before = getattr(m.x0_generator, "n_task_calls", 0)
-        x0 = np.asarray(m.x0_generator.generate(m), dtype=float)
+        calls_before = m.x0_generator.n_task_calls
+        x0 = np.asarray(m.x0_generator.generate(m.view()), dtype=float)
         # generators that evaluate the task (AnnealingGenerator) count those calls themselves
-        m.f_counter += getattr(m.x0_generator, "n_task_calls", 0) - calls_before
+        m.f_counter += m.x0_generator.n_task_calls - calls_before
         optimizer = option.build()
         m.o_counter += 1
         optimizer.reseed(derived_seed(m.seed, m.o_counter))  # before anything records its settings
@@ -145,7 +145,7 @@ class RunSession:
         while m._restored and m._restored[0][1].workers <= self._free_slots():
             opt_id, optimizer = m._restored.pop(0)
             x0, _, _ = m.opt_log.best(opt_id)
-            x0 = x0 if x0 is not None else m.x0_generator.generate(m)
+            x0 = x0 if x0 is not None else m.x0_generator.generate(m.view())
             self._launch(opt_id, optimizer, x0, optimizer.workers)
             logger.info("Resumed optimizer %d: %r", opt_id, optimizer)
 
@@ -233,9 +233,10 @@ class RunSession:
         self.crashes_in_a_row += 1
         if self.crashes_in_a_row >= CRASH_LOOP_LIMIT and m.spawning_opts:
             m.spawning_opts = False
-            self.spawn_stop_reason = (f"{CRASH_LOOP}: {self.crashes_in_a_row} in a row crashed with no evaluation "
-                                      f"made in between (last: {error}); no new ones were started")
-            logger.error("%s", self.spawn_stop_reason)
+            detail = (f"{CRASH_LOOP}: {self.crashes_in_a_row} in a row crashed with no evaluation "
+                      f"made in between (last: {error}); no new ones were started")
+            self.spawn_stop = (EndKind.CRASH_LOOP, detail)
+            logger.error("%s", detail)
 
     def _retire(self, opt_id: int, end_cond: str) -> None:
         if self.children.pop(opt_id, None) is None:
@@ -287,29 +288,25 @@ class RunSession:
                 continue
             if opt_id == best_id and not m.apply_stoppers_to_best:
                 continue
-            _reset(m.stoppers)
+            m.stoppers.reset()
             if m.stoppers(m.opt_log, best_id, opt_id):
-                self.stop_optimizer(opt_id, _text_with_result(m.stoppers))
+                self.stop_optimizer(opt_id, m.stoppers.str_with_result())
 
     def _check_exit(self) -> None:
         m = self.m
-        _reset(m.exit_conditions)
-        if m.exit_conditions(m):
-            m.converged = True
-            reason = getattr(m.exit_conditions, "reason", None)
-            m.exit_reason = reason() if callable(reason) else str(m.exit_conditions)
+        m.exit_conditions.reset()
+        if m.exit_conditions(m.view()):
+            m.state.finish(EndKind.EXIT_CONDITIONS, m.exit_conditions.reason())
             logger.info("Exit conditions met: %s", m.exit_reason)
 
     def _check_all_ended(self) -> None:
         m = self.m
         if not m.spawning_opts and not m._restored and not any(not c.abandoned for c in self.children.values()):
-            m.converged = True
-            m.exit_reason = self.spawn_stop_reason or "no optimizers alive and spawning is stopped"
+            m.state.finish(*(self.spawn_stop or (EndKind.NO_OPTIMIZERS, "no optimizers alive and spawning is stopped")))
             logger.info("Ending: %s", m.exit_reason)
 
     def end_run(self, reason: str) -> None:
-        self.m.converged = True
-        self.m.exit_reason = reason
+        self.m.state.finish(EndKind.INTERVENTION, reason)
         logger.info("Ending: %s", reason)
 
     def log_status(self, force: bool = False) -> None:
@@ -352,13 +349,3 @@ class RunSession:
         self.handle_messages(self.backend.poll(0))  # reports that raced with the termination
         self.backend.close()
 
-
-def _reset(criterion) -> None:
-    reset = getattr(criterion, "reset", None)
-    if callable(reset):
-        reset()
-
-
-def _text_with_result(criterion) -> str:
-    text = getattr(criterion, "str_with_result", None)
-    return text() if callable(text) else str(criterion)

@@ -20,6 +20,7 @@ from ..backends import Backend, auto_backend
 from ..checkpointing import CheckpointingControl
 from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
+from .checkpointer import Checkpointer
 from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
 from .paths import RunPaths
 from .result import Result
@@ -234,7 +235,10 @@ class GloMPOManager:
         """
         if not self._is_initialised:
             raise RuntimeError("the manager is not initialised: nothing to checkpoint")
-        return (self._session or RunSession(self)).take_checkpoint()
+        if self._session is not None:
+            return self._session.take_checkpoint()
+        control = self.checkpoint_control or CheckpointingControl()
+        return Checkpointer(control, self.working_dir).take(self.settings, self.state, self.task, None)
 
     # ================================================================ the run
 

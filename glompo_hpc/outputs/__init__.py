@@ -187,7 +187,7 @@ def log_status(manager: Any) -> dict[str, Any]:
     if log is None or manager.summary_files < 3:
         return {}
     sink = log.sink
-    if sink is not None and callable(getattr(sink, "status", None)):
+    if sink is not None:
         return sink.status()
     return dict(log.sink_status)
 
@@ -199,7 +199,7 @@ def write_outputs(manager: Any) -> None:
     """
     log = manager.opt_log
     sink = log.sink if log is not None else None
-    if sink is not None and callable(getattr(sink, "close", None)):
+    if sink is not None:
         try:
             log.sink_status = sink.close()
         except Exception as e:

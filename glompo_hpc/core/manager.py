@@ -64,7 +64,8 @@ class GloMPOManager:
         self._is_initialised = False
         self._running = False
         self._session: RunSession | None = None
-        self._restored: list[tuple[int, Any]] = []  # (opt_id, optimizer) from a checkpoint, to restart
+        # (opt_id, optimizer) loaded from a checkpoint, restarted by the session as slots free up
+        self.restored_optimizers: list[tuple[int, Any]] = []
         self._resume_log_rows: dict[int, int] | None = None
 
     # ================================================================ set-up
@@ -73,6 +74,10 @@ class GloMPOManager:
     def is_initialised(self) -> bool:
         """True once ``setup`` or ``load_checkpoint`` has run; a second initialisation raises."""
         return self._is_initialised
+
+    @property
+    def _restored(self) -> list[tuple[int, Any]]:  # the name scripts and tests of earlier versions read
+        return self.restored_optimizers
 
     @property
     def is_running(self) -> bool:
@@ -190,7 +195,7 @@ class GloMPOManager:
         if glompo_kwargs.get("backend", self.backend_name) == "mpi" and "max_jobs" not in glompo_kwargs:
             glompo_kwargs = {**glompo_kwargs, "max_jobs": None}  # MPI slots follow this allocation's ranks
         apply_settings(self.settings, glompo_kwargs)
-        self._restored = restored
+        self.restored_optimizers = restored
         self._share_slots()
         prepare_working_dir(self.settings, refuse_old_results=False)
         self._is_initialised = True
@@ -218,11 +223,11 @@ class GloMPOManager:
 
     def _share_slots(self) -> None:
         """A smaller ``max_jobs`` than the restored optimizers need: slots are apportioned equally."""
-        needed = sum(opt.workers for _, opt in self._restored)
-        if needed <= self.max_jobs or not self._restored:
+        needed = sum(opt.workers for _, opt in self.restored_optimizers)
+        if needed <= self.max_jobs or not self.restored_optimizers:
             return
-        share = max(1, self.max_jobs // len(self._restored))
-        for _, opt in self._restored:
+        share = max(1, self.max_jobs // len(self.restored_optimizers))
+        for _, opt in self.restored_optimizers:
             opt.workers = min(opt.workers, share)
         self.logger.warning("The restored optimizers need %d slots but max_jobs is %d: each now gets at most %d "
                             "worker(s); optimizers may not honour the change", needed, self.max_jobs, share)

@@ -78,7 +78,7 @@ class RunSession:
                 self.apply([TakeCheckpoint()])
         while not state.converged:
             self._start_restored()
-            if not self.m._restored:
+            if not self.m.restored_optimizers:
                 self._fill_slots()
             self.handle_messages(self.backend.poll(POLL_TIMEOUT))
             self._check_unresponsive()
@@ -88,7 +88,7 @@ class RunSession:
                 self.apply([TakeCheckpoint(then_stop=True)])
             if not state.converged:
                 alive = any(not c.abandoned for c in self.children.values())
-                self.apply([all_ended_decision(state, bool(self.m._restored), alive, self.spawn_stop)])
+                self.apply([all_ended_decision(state, bool(self.m.restored_optimizers), alive, self.spawn_stop)])
             self.log_status()
             self.apply(self.interventions.check(set(self._stoppable())))
             if not state.converged and control is not None and checkpoint_due(control, state, time.time()):
@@ -193,7 +193,7 @@ class RunSession:
 
     def _start_restored(self) -> None:
         """Restart the optimizers a checkpoint saved, before any new one, as slots allow."""
-        restored = self.m._restored
+        restored = self.m.restored_optimizers
         while restored and restored[0][1].workers <= self._free_slots():
             opt_id, optimizer = restored.pop(0)
             x0, _, _ = self.state.opt_log.best(opt_id)

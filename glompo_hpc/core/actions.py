@@ -8,10 +8,18 @@ acts on them, so no policy holds a session, a backend or a child.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .state import EndKind
 
-__all__ = ("Action", "StopOptimizer", "TakeCheckpoint", "EndRun", "StopSpawning")
+__all__ = ("Action", "StartOptimizer", "StopOptimizer", "TakeCheckpoint", "EndRun", "StopSpawning")
+
+
+@dataclass(frozen=True)
+class StartOptimizer:
+    """Start a new optimizer from ``option`` (an ``OptimizerOption`` of the selector)."""
+
+    option: Any
 
 
 @dataclass(frozen=True)
@@ -44,4 +52,4 @@ class StopSpawning:
     outcome: EndRun | None = None
 
 
-Action = StopOptimizer | TakeCheckpoint | EndRun | StopSpawning
+Action = StartOptimizer | StopOptimizer | TakeCheckpoint | EndRun | StopSpawning

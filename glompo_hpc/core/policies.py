@@ -10,13 +10,13 @@ import logging
 from typing import Iterable
 
 from ..checkpointing import CheckpointingControl
-from .actions import EndRun, StopOptimizer, StopSpawning
+from .actions import EndRun, StartOptimizer, StopOptimizer, StopSpawning
 from .settings import Settings
 from .state import EndKind, RunState
 from .view import RunView
 
 __all__ = ("CRASH_LOOP", "CRASH_LOOP_LIMIT", "CrashLoopGuard", "checkpoint_due", "exit_decision",
-           "status_due", "stopper_decisions", "all_ended_decision")
+           "spawn_decision", "status_due", "stopper_decisions", "all_ended_decision")
 
 logger = logging.getLogger("glompo_hpc.manager")
 
@@ -25,6 +25,17 @@ logger = logging.getLogger("glompo_hpc.manager")
 # loop would start them forever, filling the disk with their logs. No new ones are started.
 CRASH_LOOP_LIMIT = 20
 CRASH_LOOP = "optimizers keep crashing"  # the start of the run's exit_reason then
+
+
+def spawn_decision(settings: Settings, view: RunView, free_slots: int) -> StartOptimizer | StopSpawning | None:
+    """What the selector starts in ``free_slots``: an optimizer, nothing yet, or nothing ever again."""
+    option = settings.opt_selector.select_optimizer(view, free_slots)
+    if option is False:
+        logger.info("Spawning of new optimizers is stopped")
+        return StopSpawning()
+    if option is None or option.workers > free_slots:
+        return None
+    return StartOptimizer(option)
 
 
 def stopper_decisions(settings: Settings, state: RunState, running: Iterable[int]) -> list[StopOptimizer]:

@@ -15,11 +15,11 @@ import numpy as np
 
 from ..backends import ChildSpec, make_backend
 from . import messages as msg
-from .actions import Action, EndRun, StopOptimizer, StopSpawning, TakeCheckpoint
+from .actions import Action, EndRun, StartOptimizer, StopOptimizer, StopSpawning, TakeCheckpoint
 from .checkpointer import Checkpointer
 from .interventions import InterventionWatcher
 from .policies import (CRASH_LOOP, CRASH_LOOP_LIMIT, CrashLoopGuard, all_ended_decision, checkpoint_due,
-                       exit_decision, status_due, stopper_decisions)
+                       exit_decision, spawn_decision, status_due, stopper_decisions)
 from .result import Result
 from .seeds import derived_seed
 from .signals import SignalFlag
@@ -101,7 +101,9 @@ class RunSession:
         for action in actions:
             if action is None:
                 continue
-            if isinstance(action, StopOptimizer):
+            if isinstance(action, StartOptimizer):
+                self._start_new(action.option)
+            elif isinstance(action, StopOptimizer):
                 if action.opt_id in self._stoppable():  # it may have ended since the decision
                     self.stop_optimizer(action.opt_id, action.reason)
             elif isinstance(action, TakeCheckpoint):
@@ -167,14 +169,10 @@ class RunSession:
             self.apply([exit_decision(s, self.m.view())])
             if state.converged:
                 return
-            option = s.opt_selector.select_optimizer(self.m.view(), free)
-            if option is False:
-                self.apply([StopSpawning()])
-                logger.info("Spawning of new optimizers is stopped")
+            decision = spawn_decision(s, self.m.view(), free)
+            if decision is None:
                 return
-            if option is None or option.workers > free:
-                return
-            self._start_new(option)
+            self.apply([decision])
 
     def _start_new(self, option) -> None:
         s, state = self.settings, self.state

@@ -173,3 +173,13 @@ def test_resume_on_fewer_slots_with_a_new_selector_applies_it_before_checking(tm
     assert r._restored and all(opt.workers == 1 for _, opt in r._restored)
     r.start_manager()
     assert r.f_counter >= 400 and np.array_equal(call_ids(r), np.arange(1, r.f_counter + 1))
+
+
+def test_a_checkpoint_between_sessions_touches_nothing_but_its_own_file(tmp_path):
+    m = make(tmp_path, checkpoint_control=CheckpointingControl(naming_format="ck_%(count)"))
+    first = m.checkpoint()
+    mine = first.parent / ".staging_someone_elses"  # only a session's start clears leftovers
+    mine.mkdir()
+    second = m.checkpoint()
+    assert mine.is_dir() and first.exists() and second.exists() and m.backend is None
+    assert m.checkpoint_files == [first.name, second.name] and len(m.checkpoint_log) == 2

@@ -30,11 +30,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
+
+from .log_sink import LogSink
 
 __all__ = ("OptimizerLog", "OptimizerRecord", "LogSink", "rows_needed_by", "DEFAULT_TAIL_ROWS",
            "DEFAULT_ENDED_ROWS")
@@ -55,35 +56,6 @@ def _env_int(name: str, default: int) -> int:
 
 DEFAULT_TAIL_ROWS = _env_int("GLOMPO_HPC_LOG_TAIL_ROWS", 10_000)
 DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 10_000)
-
-
-class LogSink(ABC):
-    """What receives the log as it grows (the HDF5 writer): three required methods, the rest no-ops."""
-
-    @abstractmethod
-    def add_optimizer(self, record: "OptimizerRecord") -> None: ...
-
-    @abstractmethod
-    def append(self, opt_id: int, call_ids: np.ndarray, x: np.ndarray, fx: np.ndarray,
-               extras: np.ndarray | None) -> None: ...
-
-    @abstractmethod
-    def update_optimizer(self, record: "OptimizerRecord") -> None: ...
-
-    def add_message(self, opt_id: int, text: str) -> None:
-        """A message about an optimizer (its traceback, why it was stopped); ignored by default."""
-
-    def flush(self, final: bool = False) -> bool:
-        """Make everything received so far durable; True if it is."""
-        return True
-
-    def status(self) -> dict[str, Any]:
-        """Where the sink stands (path, complete, problem, rows); empty by default."""
-        return {}
-
-    def close(self) -> dict[str, Any]:
-        """Flush and release the sink; returns its final status."""
-        return self.status()
 
 
 @dataclass

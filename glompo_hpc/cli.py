@@ -332,10 +332,10 @@ def _killed_before_first_checkpoint(kwargs: dict[str, Any]) -> bool:
 def _exit_code(manager: Any) -> int:
     """0 at a normal end; EXIT_REQUEUE when a signal ended the run after a checkpoint; else
     128 + the signal's number; EXIT_USER_ERROR when the run ended because its optimizers kept crashing."""
-    from .core.session import CRASH_LOOP
+    from .core.state import EndKind
 
     interrupted = getattr(manager, "interrupted", None)
-    if not interrupted and str(getattr(manager, "exit_reason", "")).startswith(CRASH_LOOP):
+    if not interrupted and manager.state.end is not None and manager.state.end.kind is EndKind.CRASH_LOOP:
         # a job that cannot work (an optimizer setting, a task that always raises): not a success
         print(f"{PROG}: error: {_one_line(Exception(manager.exit_reason))} (their errors are in the log)",
               file=sys.stderr)

@@ -79,6 +79,9 @@ class BaseGenerator(ABC):
             fresh entropy.
     """
 
+    #: Task evaluations this generator made itself (the manager counts them); 0 for most generators.
+    n_task_calls: int = 0
+
     def __init__(self, seed: SeedLike = None):
         self.rng = np.random.default_rng(seed)
         self.logger = logging.getLogger("glompo_hpc.generators")

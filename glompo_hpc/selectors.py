@@ -192,6 +192,9 @@ class BaseSelector(ABC):
         self.spawning_stopped = False
         self._held: OptimizerOption | None = None
 
+    def fit_slots(self, max_jobs: int) -> None:
+        """Re-size the options for ``max_jobs`` slots (called when the run's slots are set); none by default."""
+
     @property
     def max_workers(self) -> int:
         """Largest slot need among the options; the manager checks it against ``max_jobs``."""

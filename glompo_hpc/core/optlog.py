@@ -31,9 +31,11 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 import numpy as np
+
+from .log_sink import LogSink
 
 __all__ = ("OptimizerLog", "OptimizerRecord", "LogSink", "rows_needed_by", "DEFAULT_TAIL_ROWS",
            "DEFAULT_ENDED_ROWS")
@@ -54,17 +56,6 @@ def _env_int(name: str, default: int) -> int:
 
 DEFAULT_TAIL_ROWS = _env_int("GLOMPO_HPC_LOG_TAIL_ROWS", 10_000)
 DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 10_000)
-
-
-class LogSink(Protocol):
-    """What receives the log as it grows (the HDF5 writer). ``add_message`` is optional."""
-
-    def add_optimizer(self, record: "OptimizerRecord") -> None: ...
-
-    def append(self, opt_id: int, call_ids: np.ndarray, x: np.ndarray, fx: np.ndarray,
-               extras: np.ndarray | None) -> None: ...
-
-    def update_optimizer(self, record: "OptimizerRecord") -> None: ...
 
 
 @dataclass
@@ -271,8 +262,7 @@ class OptimizerLog:
 
     def put_message(self, opt_id: int, text: str) -> None:
         self.records[opt_id].messages.append(text)
-        if self.sink is not None and hasattr(self.sink, "add_message"):
-            self._to_sink("add_message", opt_id, text)
+        self._to_sink("add_message", opt_id, text)
 
     def _enforce_ended_budget(self) -> None:
         held = sum(self._columns[i].n for i in self._ended_in_memory)

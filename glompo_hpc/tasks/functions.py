@@ -343,47 +343,87 @@ _LJ_MINIMA = {2: -1.0, 3: -3.0, 4: -6.0, 5: -9.103852, 6: -12.712062, 7: -16.505
 
 
 class LennardJones(BenchmarkFunction):
-    """Lennard-Jones cluster energy: E(x) = 4 sum_{i<j} (r_ij^-12 - r_ij^-6), reduced units.
+    """Lennard-Jones cluster energy: E(x) = 4 eps sum_{i<j} [(sigma / r_ij)^12 - (sigma / r_ij)^6].
 
-    ``x`` holds the 3-D positions of ``atoms`` atoms, (x_1, y_1, z_1, x_2, ...), so
-    dims = 3 atoms. Each coordinate lies in [-atoms^(1/3), atoms^(1/3)], which leaves room for the
-    compact minimum structure. ``min_x`` is None: the minimum is degenerate under translation,
-    rotation and permutation of atoms. ``min_fx`` is the Cambridge Cluster Database value for 2 to
-    13 atoms (published to 1e-6) and None above; ``shift_positive`` then uses the lower bound
-    -atoms (atoms - 1) / 2, since no pair is below -1. Extras: the ``repulsion`` sum 4 r^-12, the
-    ``attraction`` sum -4 r^-6 and the smallest pair distance ``min_distance``.
+    ``x`` holds the positions of ``atoms`` atoms in ``dims`` spatial dimensions (3 by default),
+    (x_1, y_1, z_1, x_2, ...), so the task has atoms x dims parameters; ``self.dims`` is that
+    number and ``self.spatial_dims`` the dimension per atom (GloMPO 3.1's ``LennardJones(atoms,
+    dims, eps, sigma)`` means the same). Each coordinate lies in [-sigma atoms^(1/dims), sigma
+    atoms^(1/dims)], which leaves room for the compact minimum structure. ``min_x`` is None: the
+    minimum is degenerate under translation, rotation and permutation of atoms. ``min_fx`` is eps
+    times the Cambridge Cluster Database value for 2 to 13 atoms in 3-D (published to 1e-6) and
+    None otherwise; ``shift_positive`` then uses the lower bound -eps atoms (atoms - 1) / 2, since
+    no pair is below -eps. Extras: the ``repulsion`` sum, the ``attraction`` sum and the smallest
+    pair distance ``min_distance``. ``jacobian(x)`` is the analytic gradient.
     """
 
     _HEADERS = {"repulsion": "float64", "attraction": "float64", "min_distance": "float64"}
 
-    def __init__(self, atoms: int = 3, delay: float = 0.0, shift_positive: bool = False):
+    def __init__(self, atoms: int = 3, dims: int = 3, eps: float = 1.0, sigma: float = 1.0, *,
+                 delay: float = 0.0, shift_positive: bool = False):
         self.atoms = check_int("atoms", atoms, 2)
-        super().__init__(3 * self.atoms, delay, shift_positive)
+        self.spatial_dims = check_int("dims", dims, 1)
+        self.eps = _positive("eps", eps)
+        self.sigma = _positive("sigma", sigma)
+        super().__init__(self.spatial_dims * self.atoms, delay, shift_positive)
 
     def _domain(self) -> tuple[float, float]:
-        half = self.atoms ** (1.0 / 3.0)
+        half = self.sigma * self.atoms ** (1.0 / self.spatial_dims)
         return (-half, half)
 
-    def _terms(self, x: np.ndarray) -> tuple[Any, ...]:
-        pos = x.reshape(self.atoms, 3)
+    def _pairs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Pair indices i < j, their separations x_i - x_j and squared distances."""
+        pos = np.asarray(x, dtype=float).reshape(self.atoms, self.spatial_dims)
         i, j = np.triu_indices(self.atoms, 1)
-        r2 = np.sum((pos[i] - pos[j]) ** 2, axis=1)
+        delta = pos[i] - pos[j]
+        return i, j, delta, np.sum(delta**2, axis=1)
+
+    def _terms(self, x: np.ndarray) -> tuple[Any, ...]:
+        _, _, _, r2 = self._pairs(x)
         min_r2 = float(np.min(r2))
         if min_r2 == 0.0:  # two atoms on top of each other
             return math.inf, math.inf, -math.inf, 0.0
-        inv6 = r2**-3
-        repulsion = float(4.0 * np.sum(inv6**2))
-        attraction = float(-4.0 * np.sum(inv6))
+        inv6 = (self.sigma**2 / r2) ** 3
+        repulsion = float(4.0 * self.eps * np.sum(inv6**2))
+        attraction = float(-4.0 * self.eps * np.sum(inv6))
         return repulsion + attraction, repulsion, attraction, math.sqrt(min_r2)
 
+    def jacobian(self, x: Sequence[float]) -> np.ndarray:
+        """The analytic gradient dE/dx at ``x`` (length atoms x dims), as GloMPO 3.1's ``jacobian``.
+
+        Coinciding atoms give infinite components.
+        """
+        i, j, delta, r2 = self._pairs(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s2 = self.sigma**2
+            # d/dx_i of 4 eps [(s^2/r^2)^6 - (s^2/r^2)^3] = -24 eps (2 s^12 r^-14 - s^6 r^-8) (x_i - x_j)
+            scale = -24.0 * self.eps * (2.0 * s2**6 * r2**-7 - s2**3 * r2**-4)
+        pair_grad = scale[:, None] * delta
+        grad = np.zeros((self.atoms, self.spatial_dims))
+        np.add.at(grad, i, pair_grad)
+        np.add.at(grad, j, -pair_grad)
+        return grad.ravel()
+
     def _minimum(self) -> tuple[np.ndarray | None, float | None]:
-        return None, _LJ_MINIMA.get(self.atoms)
+        known = _LJ_MINIMA.get(self.atoms) if self.spatial_dims == 3 else None
+        return None, None if known is None else self.eps * known
 
     def _lower_bound(self) -> float:
-        return -self.atoms * (self.atoms - 1) / 2.0
+        return -self.eps * self.atoms * (self.atoms - 1) / 2.0
 
     def _repr_args(self) -> dict[str, Any]:
-        return {"atoms": self.atoms}
+        args: dict[str, Any] = {"atoms": self.atoms}
+        for name, value, default in (("dims", self.spatial_dims, 3), ("eps", self.eps, 1.0),
+                                     ("sigma", self.sigma, 1.0)):
+            if value != default:
+                args[name] = value
+        return args
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value < math.inf:
+        raise ConfigurationError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 ALL_FUNCTIONS: tuple[type[BenchmarkFunction], ...] = (

@@ -28,16 +28,22 @@ def _user_stacklevel() -> int:
     return level
 
 
+def _quoted(text: str) -> str:
+    """A table entry in a one-line message: code spans (prose entries) become quotes."""
+    return text.replace("`", "'") if "`" in text else f"'{text}'"
+
+
 def warn_old_name(r: OldName, where: str) -> None:
     """The DeprecationWarning of one RENAMED row."""
-    why = f" ({r.why})" if r.why else ""
-    warnings.warn(f"{where}: '{r.old}' is GloMPO {GLOMPO_VERSION}'s spelling; use '{r.new}'{why}",
+    why = f" ({r.why.replace('`', chr(39))})" if r.why else ""
+    warnings.warn(f"{where}: '{r.old}' is GloMPO {GLOMPO_VERSION}'s spelling; use {_quoted(r.new)}{why}",
                   DeprecationWarning, stacklevel=_user_stacklevel())
 
 
 def gone_message(r: OldName, where: str) -> str:
     """The one-line error of one GONE row."""
-    return f"{where}: '{r.old}' (GloMPO {GLOMPO_VERSION}) is gone: {r.why}; use {r.new} instead"
+    return f"{where}: '{r.old}' (GloMPO {GLOMPO_VERSION}) is gone: {r.why.replace('`', chr(39))}; " \
+           f"use {_quoted(r.new)} instead"
 
 
 def _is_harmless(value: Any, r: OldName) -> bool:

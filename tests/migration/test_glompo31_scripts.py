@@ -138,7 +138,7 @@ def test_selector_3_tuples_move_constructor_call_kwargs_and_refuse_others():
 
 def test_a_bad_option_of_a_chain_selector_fails_at_setup_with_a_did_you_mean(tmp_path):
     task = Rastrigin(dims=2)
-    selector = ChainSelector([(RandomOptimizer, {"iters": 10}), (RandomOptimizer, {"itres": 10})], [50])
+    selector = ChainSelector((RandomOptimizer, {"iters": 10}), (RandomOptimizer, {"itres": 10}), fcall_thresholds=[50])
     with pytest.raises(ConfigurationError, match=r"optimizer option 1 .*did you mean 'iters'"):
         GloMPOManager().setup(task=task, bounds=task.bounds, opt_selector=selector, working_dir=tmp_path / "r",
                               backend="threads", max_jobs=1)

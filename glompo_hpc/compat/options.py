@@ -44,6 +44,17 @@ def _did_you_mean(bad: str, cls: type) -> str:
         f"; {cls.__name__} takes {constructor_parameters(cls)}"
 
 
+def _unknown_keywords(cls: type, kwargs: dict[str, Any]) -> list[str]:
+    """Keywords of ``kwargs`` that ``cls`` does not name, unless its ``**kwargs`` take free options."""
+    from ..optimizers.base import BaseOptimizer  # here: the optimizers import this package
+
+    free = cls.free_options
+    if free is None:
+        free = any(p.kind is p.VAR_KEYWORD for klass in cls.__mro__[:cls.__mro__.index(BaseOptimizer)]
+                   if "__init__" in vars(klass) for p in inspect.signature(vars(klass)["__init__"]).parameters.values())
+    return [] if free else sorted(k for k in kwargs if k not in constructor_parameters(cls))
+
+
 def check_selector_options(selector: Any) -> None:
     """Build every option of ``selector`` once (all of a ChainSelector's entries too).
 
@@ -55,6 +66,10 @@ def check_selector_options(selector: Any) -> None:
     for index, option in enumerate(options):
         if option.prototype is not None:
             continue  # built by the user already
+        unknown = _unknown_keywords(option.opt_class, option.init_kwargs)
+        if unknown:
+            raise ConfigurationError(f"optimizer option {index} ({option}): unknown keyword {unknown[0]!r}"
+                                     f"{_did_you_mean(unknown[0], option.opt_class)}")
         try:
             option.build()
         except ConfigurationError as e:

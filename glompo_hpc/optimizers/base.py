@@ -51,6 +51,12 @@ class BaseOptimizer(ABC):
         **kwargs: Kept in ``self.settings`` for subclasses and the summary file.
     """
 
+    #: Whether keywords the constructor does not name are options of the algorithm (CMA's cma
+    #: options, scipy's minimize arguments). False: each keyword of a selector option must be a
+    #: named parameter, and an unknown one fails at setup() with a did-you-mean. None (the
+    #: default): True when a subclass's own ``__init__`` takes ``**kwargs``.
+    free_options: bool | None = None
+
     #: Attributes that never go into a checkpoint (transport handles, loggers, pools).
     _transient = ("_link", "logger", "_pending", "_flush_evaluations")
 

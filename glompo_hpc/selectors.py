@@ -94,7 +94,7 @@ def _to_option(item: Any, index: int) -> OptimizerOption:
     elif isinstance(item, type):
         option = OptimizerOption(_check_class(item, where), {})
     elif isinstance(item, (tuple, list)):
-        if len(item) == 3:  # GloMPO 3.1's (class, init_kwargs, call_kwargs)
+        if len(item) == 3 and (item[2] is None or isinstance(item[2], Mapping)):  # GloMPO 3.1's call_kwargs
             item = from_glompo_triple(tuple(item), where)
         if len(item) != 2:
             raise ConfigurationError(f"{where}: expected a (class, init_kwargs) pair, got {item!r}")

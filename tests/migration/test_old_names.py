@@ -163,3 +163,9 @@ def test_optimizer_log_names_of_31_explain_their_replacement(tmp_path):
             getattr(manager.opt_log, r.old.split("(")[0])
     assert len(manager.opt_log) >= 1 and manager.opt_log.best(1)[1] <= np.inf  # the replacements exist
     assert manager.opt_log.records[1].opt_id == 1
+
+
+def test_an_unknown_setup_keyword_names_the_closest_accepted_one(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"unknown keyword 'stopcheck_intervall'; did you mean "
+                                                 r"'stopcheck_interval'\? it accepts \['task', 'bounds'"):
+        GloMPOManager().setup(**_setup_kwargs(tmp_path, stopcheck_intervall=3))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from glompo_hpc import (BestUnmoving, ChainSelector, CheckpointingControl, CMAOptimizer, CycleSelector,
-                        GloMPOManager, KillsAfterConvergence, MaxFuncCalls, MaxSeconds, MinFuncCalls,
+                        GloMPOManager, KillsAfterConvergence, MaxFuncCalls, MaxSeconds, MinFuncCalls, NOptConverged,
                         RandomOptimizer, Rastrigin, ScipyOptimizer)
 from glompo_hpc.compat.guide import GUIDE
 from glompo_hpc.errors import ConfigurationError, GloMPOError
@@ -180,3 +180,19 @@ def test_the_gradient_pattern_runs_on_mpi_ranks(tmp_path):
                            str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"BEST 0\.0+\d* \[3\.0+\d*, -1\.0+\d*\] CONVERGED [1-9]", proc.stdout), proc.stdout[-2000:]
+
+
+def test_the_guides_gradient_optimizer_runs_as_written(tmp_path):
+    from glompo_hpc import BaseOptimizer, MinimizeResult
+
+    block = _python_blocks("### The gradient pattern and 3.1's optimizer idioms")[0]
+    namespace = {"np": np, "BaseOptimizer": BaseOptimizer, "MinimizeResult": MinimizeResult}
+    exec(compile(block, "guide", "exec"), namespace)
+    selector = CycleSelector((namespace["SteepestGradient"], {"max_iters": 5000, "gamma": [0.1, 0.01],
+                                                              "precision": 1e-9}))
+    with pytest.warns(DeprecationWarning, match="message_manager"):
+        manager = GloMPOManager().setup(task=GradientTask(), bounds=((-10, 10), (-10, 10)), opt_selector=selector,
+                                        working_dir=tmp_path, backend="threads", max_jobs=1,
+                                        exit_conditions=NOptConverged(1) | MaxFuncCalls(5000))
+        result = manager.start_manager()
+    assert manager.conv_counter >= 1 and result.fx == pytest.approx(0.0, abs=1e-8)

@@ -549,8 +549,12 @@ def _workdir_argument(parser: argparse.ArgumentParser) -> None:
 @command("summary", "print the state of a run (running or finished) from its files", _workdir_argument)
 def cmd_summary(args: argparse.Namespace) -> int:
     """Best fx and x, evaluations, optimizers by state and time used, from glompo_log.h5 or the YAML."""
+    from .compat import glompo_run_refusal
     from .outputs.report import RunFilesMissing, run_report
 
+    refusal = glompo_run_refusal(args.workdir)  # GloMPO's YAML is not safe-loadable: say what it is instead
+    if refusal:
+        raise CliError(refusal)
     try:
         print(run_report(args.workdir))
     except RunFilesMissing as e:

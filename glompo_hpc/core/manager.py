@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from ..backends import Backend, auto_backend
 from ..checkpointing import CheckpointingControl
+from ..compat import Place, StatsWithOldKeys, old_attribute_names, setup_keywords
 from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
 from .checkpointer import Checkpointer
@@ -35,6 +36,7 @@ from .view import RunView, expose_records
 __all__ = ("GloMPOManager",)
 
 
+@old_attribute_names(Place.MANAGER)  # GloMPO 3.1's attribute names, read-only (glompo_hpc/compat)
 class GloMPOManager:
     """Runs a globally managed parallel optimization. See docs/api.md for every attribute.
 
@@ -107,6 +109,7 @@ class GloMPOManager:
         """A read-only view of this run, for components."""
         return RunView(self.settings, self.state, self.task, self.logger)
 
+    @setup_keywords  # GloMPO 3.1's keywords and a first build of every optimizer option
     def setup(self, task: Callable[[Sequence[float]], float], bounds: Sequence[tuple[float, float]], opt_selector=None,
               working_dir: str | Path = ".", overwrite_existing: bool = False, max_jobs: int | None = None,
               backend: str | None = None, exit_conditions=None, x0_generator=None, stoppers=None,
@@ -153,6 +156,7 @@ class GloMPOManager:
         if self._is_initialised:
             raise RuntimeError("this GloMPOManager is already initialised; create a new one for a new run")
 
+    @setup_keywords
     def load_checkpoint(self, path: str | Path, task_loader: Callable | None = None, task: Callable | None = None,
                         **glompo_kwargs: Any) -> "GloMPOManager":
         """Resume a run from a checkpoint file.
@@ -301,11 +305,11 @@ class GloMPOManager:
         self.dt_ends.append(datetime.now())
         session = self.t_end - self.t_start
         self.t_used += session
-        self.result.stats = {
+        self.result.stats = StatsWithOldKeys({
             "f_counter": self.f_counter, "o_counter": self.o_counter, "conv_counter": self.conv_counter,
             "stopped": len(self.stopped_opts), "crashed": self.opt_crashed, "t_session": session,
             "t_used": self.t_used, "exit_reason": self.exit_reason,
-        }
+        })
         self.logger.info("Run ended after %.1f s and %d evaluations: %s", session, self.f_counter, self.exit_reason)
 
     def _purge_old_results(self) -> None:

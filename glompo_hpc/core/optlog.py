@@ -35,6 +35,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..compat import Place, old_attribute_names
 from .log_sink import LogSink
 
 __all__ = ("OptimizerLog", "OptimizerRecord", "LogSink", "rows_needed_by", "DEFAULT_TAIL_ROWS",
@@ -195,6 +196,7 @@ class _Columns:
         self.limit = max(self.limit, limit)
 
 
+@old_attribute_names(Place.OPT_LOG)  # GloMPO 3.1's BaseLogger methods explain their replacement
 class OptimizerLog:
     """History and metadata of every child optimizer, in bounded memory (see the module notes).
 

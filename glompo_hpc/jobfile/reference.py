@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import typing
 
 from ..checkpointing import CheckpointingControl
@@ -20,11 +21,17 @@ SECTIONS = (("task", schema.TaskSpec), ("optimizers", schema.OptimizersSpec), ("
             ("mpi", schema.MPISpec), ("checkpointing", CheckpointingControl), ("logging", schema.LoggingSpec),
             ("slurm", schema.SlurmSpec))
 HIDDEN = {"count"}  # CheckpointingControl's counter: state, not a setting
+#: What a section's class cannot say itself: defaults that depend on the section being left out.
+NOTES = {"checkpointing": "Left out of the job file: a checkpoint every 1800 s, keeping the last three "
+                          "(`checkpoint_time_interval: 1800, keep_past: 2`), plus one at the time limit. "
+                          "`false` or `null`: no checkpoints. Given as a mapping: the table's defaults "
+                          "apply to the keys it leaves out (`true`: all of them; then checkpoints are "
+                          "taken only at a signal)."}
 
 
 def _default(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
-        return "required" if f.default is dataclasses.MISSING else ("null" if f.default is None else repr(f.default))
+        return "null" if f.default is None else repr(f.default)
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
         value = f.default_factory()  # type: ignore[misc]
         if isinstance(value, list):
@@ -36,29 +43,56 @@ def _default(f: dataclasses.Field) -> str:
 def _type(section: type, f: dataclasses.Field) -> str:
     hints = typing.get_type_hints(section)
     text = str(hints.get(f.name, f.type)).replace("typing.", "").replace("<class '", "").replace("'>", "")
-    return text.replace("NoneType", "null").replace(" | ", " or ")
+    text = text.replace("NoneType", "null").replace(" | ", " or ").replace("pathlib.Path", "path")
+    return text.replace(" or None", " or null")
+
+
+def markdown(text: str) -> str:
+    """Docstring text as Markdown: reST ``code`` as `code`, and Sphinx roles (``:mod:`x```, which
+    MkDocs prints verbatim) as plain `x`."""
+    text = re.sub(r":(?:mod|class|func|meth|data|attr|obj|exc):`~?([^`]+)`", r"`\1`", text)
+    return re.sub(r"``([^`]+)``", r"`\1`", text)
+
+
+def _split_args(doc: str) -> tuple[str, dict[str, str]]:
+    """A Google docstring's prose and its ``Args:`` entries (name -> one-line description)."""
+    prose, _, args = doc.partition("\nArgs:\n")
+    described: dict[str, str] = {}
+    name = None
+    for line in args.splitlines():
+        match = re.match(r"\s{4}(\w+): (.*)", line)
+        if match:
+            name = match[1]
+            described[name] = match[2].strip()
+        elif name is not None and line.strip():
+            described[name] += " " + line.strip()
+    return prose.strip(), described
 
 
 def _section(key: str, section: type) -> list[str]:
-    doc = inspect.cleandoc(section.__doc__ or "")
-    lines = [f"## `{key}:`", "", doc, "", "| key | type | default |", "|---|---|---|"]
+    prose, described = _split_args(inspect.cleandoc(section.__doc__ or ""))
+    lines = [f"## `{key}:`", "", markdown(prose), ""]
+    if key in NOTES:
+        lines += [NOTES[key], ""]
+    lines += ["| key | type | default | meaning |" if described else "| key | type | default |",
+              "|---|---|---|---|" if described else "|---|---|---|"]
     for f in dataclasses.fields(section):
         if f.metadata.get("key", True) and f.name not in HIDDEN:
-            lines.append(f"| `{f.name}` | `{_type(section, f)}` | `{_default(f)}` |")
+            row = f"| `{f.name}` | `{_type(section, f)}` | `{_default(f)}` |"
+            lines.append(row + (f" {markdown(described.get(f.name, ''))} |" if described else ""))
     return lines + [""]
 
 
 def render() -> str:
     """The whole reference as Markdown."""
-    intro = inspect.cleandoc(schema.__doc__ or "")
     parts = ["# Job file reference", "",
-             "_Generated from `glompo_hpc/jobfile/schema.py` by `python -m glompo_hpc.jobfile.reference`; "
-             "do not edit by hand._", "", intro, "",
+             "<!-- Generated from glompo_hpc/jobfile/schema.py by `python -m glompo_hpc.jobfile.reference`; "
+             "do not edit by hand. -->", "", schema.GUIDE.rstrip(), "",
              "Top-level keys: " + ", ".join(f"`{f.name}`" for f in dataclasses.fields(schema.JobSpec)
                                            if f.metadata.get("key", True)) + ".", "",
              "`bounds` and `generator` are described above; component names and parameters are those of "
              "docs/components.md (every parameter of a component's constructor is a key).", "",
-             "## `stoppers:` and `exit_conditions:`", "", inspect.cleandoc(conditions.__doc__ or ""), ""]
+             "## `stoppers:` and `exit_conditions:`", "", markdown(inspect.cleandoc(conditions.__doc__ or "")), ""]
     for key, section in SECTIONS:
         parts += _section(key, section)
     return "\n".join(parts).rstrip() + "\n"

@@ -47,8 +47,7 @@ def write_job(tmp_path: Path, delay: float, exit_conditions: str, checkpointing:
         "manager": {"working_dir": "run", "overwrite_existing": True, "summary_files": 1, "seed": 1, **manager},
         "logging": {"level": "INFO", "file": "run.log"},
     }
-    if checkpointing:
-        job["checkpointing"] = {"pause_timeout": 10}
+    job["checkpointing"] = {"pause_timeout": 10} if checkpointing else False  # off: not the job file default
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     return path

@@ -588,11 +588,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from .outputs.report import RunFilesMissing, run_report
 
     try:
-        print(run_report(args.workdir))
+        report = run_report(args.workdir)
     except RunFilesMissing as e:
         raise CliError(str(e)) from None
     except (OSError, ValueError) as e:
         raise CliError(f"cannot read the run in {args.workdir!r}: {e}") from None
+    print(report)  # outside the try: a closed pipe is not a run that cannot be read (main() handles it)
     return 0
 
 

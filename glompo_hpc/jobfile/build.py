@@ -106,10 +106,13 @@ JobFileLoader.add_implicit_resolver(
 
 def _error_mark(error: yaml.YAMLError, text: str) -> Any:
     """Where to report a YAML error. PyYAML's mark is where it noticed the problem: for something
-    missing at the end of a line (a closing bracket or quote) that is the next token, lines later.
-    Then the real place is the end of the last line with content before the mark."""
+    left open (a bracket, brace or quote) that is the next token, often lines later. Then the real
+    place is the end of the last line with content before the mark."""
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    if mark is None or not 0 < mark.index <= len(text):
+    context = str(getattr(error, "context", "") or "")
+    if "quoted" in context and getattr(error, "context_mark", None) is not None:
+        return error.context_mark  # the opening quote: every line after it is inside the string
+    if mark is None or "flow" not in context or not 0 < mark.index <= len(text):
         return mark
     before = text[:mark.index]
     lines = before.split("\n")

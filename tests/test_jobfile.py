@@ -452,3 +452,19 @@ def test_mutated_jobs_build_or_fail_with_job_file_error(data):
 
 def test_path_helpers_cover_the_valid_job():
     assert ("manager", "backend") in _ALL_PATHS and ("optimizers", "options", 1, "iters") in _ALL_PATHS
+
+
+@pytest.mark.parametrize("world, mpi, max_jobs, idle", [
+    (4, {}, 2, 1), (4, {}, 3, None), (4, {}, None, None), (8, {"slots": "cores", "cores_per_rank": 2}, 4, 5),
+    (8, {"slots": "cores"}, 2, None),  # cores read on the ranks: unknown here, no guess
+])
+def test_idle_rank_warning_says_how_many_and_what_to_change(world, mpi, max_jobs, idle):
+    from glompo_hpc.jobfile import idle_rank_warning
+
+    spec = validate({**VALID, "manager": {"backend": "mpi", "max_jobs": max_jobs}, "mpi": mpi})
+    warning = idle_rank_warning(spec, world)
+    if idle is None:
+        assert warning is None
+    else:
+        assert f"{idle} worker rank(s) will idle" in warning and "leave max_jobs out" in warning
+        assert f"mpirun -n {world - idle}" in warning

@@ -190,8 +190,8 @@ def test_yaml_1_2_floats_are_numbers(tmp_path):
     assert glompo("validate", job).returncode == 0
     exits = build_manager_kwargs(load_job_file(job))["exit_conditions"]
     assert "atol=1e-06" in str(exits)
-    from glompo_hpc.jobfile.build import _parse_yaml
-    assert _parse_yaml("[1e-6, 2E+3, -1.5e3, 1_000e1, .5, 1e, e1, 1.0]", "t") == [1e-6, 2e3, -1.5e3, 1e4, 0.5, "1e", "e1", 1.0]
+    from glompo_hpc.jobfile.yaml_text import parse_yaml
+    assert parse_yaml("[1e-6, 2E+3, -1.5e3, 1_000e1, .5, 1e, e1, 1.0]", "t") == [1e-6, 2e3, -1.5e3, 1e4, 0.5, "1e", "e1", 1.0]
 
 
 @pytest.mark.parametrize("text, line", [

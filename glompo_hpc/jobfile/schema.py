@@ -1,7 +1,7 @@
 """The job file schema: one dataclass per section; its fields ARE the valid keys and their defaults.
 
-The user's guide to the format is :data:`GUIDE` (the head of docs/jobfile.md, which reference.py
-renders from it and the dataclasses). Design choice: the manager's settings (every
+The user's guide to the format is reference.GUIDE (the head of docs/jobfile.md, which
+reference.py renders from it and these dataclasses). Design choice: the manager's settings (every
 ``GloMPOManager.setup`` parameter that is not a component, plus ``seed``) live under
 ``manager:`` rather than at the top level, so the top level names *what* is optimized and
 *how*, and ``manager:`` maps one-to-one onto setup()'s keywords. This module only checks
@@ -28,55 +28,6 @@ from .registry import show
 __all__ = ("JobSpec", "TaskSpec", "BoundsRange", "OptimizersSpec", "ComponentSpec", "Combination", "Condition",
            "ManagerSpec", "MPISpec", "LoggingSpec", "SlurmSpec", "BACKENDS", "parse_job", "parse_bounds",
            "parse_condition", "slurm_time_seconds")
-
-#: The head of docs/jobfile.md (Markdown): the format as a user writes it.
-GUIDE = """\
-A job file is a YAML mapping with these top-level keys (only `task` is required):
-
-```yaml
-task:                      # the function to minimize
-  function: mypkg.tasks:Rastrigin   # 'pkg.module:callable'; short form: task: mypkg.tasks:f
-  args: []                 # when the callable is a class or factory, it is called with these
-  kwargs: {dims: 2}
-  factory: null            # null: classes are called; functions are called only if args/kwargs given
-bounds: [[-5, 5], [-5, 5]] # or {min: -5, max: 5, dims: 2}; optional if the task has .bounds
-optimizers:                # the selector and the optimizers it may start
-  selector: CycleSelector  # or {type: RandomSelector, seed: 1}
-  options:
-    - {type: CMAOptimizer, workers: 1, sigma0: 0.3}
-  allow_spawn: [{type: IterSpawnStop, max_calls: 10000}]
-  fcall_thresholds: null   # ChainSelector only
-stoppers: "BestUnmoving(calls=100, tol=0.01) & MinFuncCalls(min_pts=50) | ValueAnnealing()"
-exit_conditions: {any: [{type: MaxFuncCalls, fmax: 20000}, "TargetCost(0.0)"]}
-generator: {type: RandomGenerator}
-manager: {backend: threads, max_jobs: 4, working_dir: results, seed: 1}
-mpi: {slots: ranks, cores_per_rank: null}   # backend mpi only
-checkpointing: {checkpoint_time_interval: 3600}
-logging: {level: INFO, file: null}
-slurm: {time: "1-00:00:00", ntasks: 4, account: myproj, max_requeues: 10}
-```
-
-The smallest job file is `task` and `bounds`. What it leaves out gets:
-
-- **optimizers, stoppers, exit conditions, generator**: the recommended configuration (the
-  evidence is in docs/benchmarks.md): CMA-ES optimizers whose population grows over the budget,
-  `EvaluationsUnmoving & MinFuncCalls` stoppers (`stoppers: false` for none), an
-  `ExploitExploreGenerator`, and `MaxFuncCalls(2000 x parameters)`.
-- **results on disk**: `manager.summary_files: 3` (the YAML summary, the plots and the HDF5 log
-  `glompo_log.h5`) in `manager.working_dir`, by default the folder `<job file name>_run` beside
-  the job file (`rastrigin.yaml` runs in `rastrigin_run/`): a cluster job's result must outlive
-  its terminal, and one folder per job file keeps runs of different job files apart and the
-  job file's own folder free of outputs.
-- **checkpoints**: every 30 minutes (`checkpoint_time_interval: 1800`, `keep_past: 2`) and at
-  the time limit or `scancel`, so a requeued or resumed job continues where it stopped.
-  `checkpointing: false` turns them off.
-
-These are the job file's (command line's) defaults; the Python API (`GloMPOManager.setup`)
-keeps GloMPO's: no files, no checkpoints, the current directory.
-
-Relative paths (`manager.working_dir`, `logging.file`, `slurm.log_dir`) are relative to the
-job file's directory. Numbers such as `1e-6` are read as numbers (YAML 1.2), not as text.
-"""
 
 BACKENDS = ("threads", "processes", "processes_forced", "mpi")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -261,7 +261,8 @@ def test_summary_and_log_name_the_task_by_its_job_file_arguments(tmp_path):
     proc = glompo("run", job, "--quiet", "--summary-files", "3")
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "job_run"
-    assert yaml.safe_load((run / "glompo_manager_log.yml").read_text())["task"] == "mytasks.Bowl(dims=2, scale=2.5)"
+    summary = yaml.safe_load((run / "glompo_manager_log.yml").read_text())
+    assert summary["assignment"]["task"] == "mytasks.Bowl(dims=2, scale=2.5)"
     with h5py.File(run / "glompo_log.h5", "r") as h5:
         assert h5.attrs["task"] == "mytasks.Bowl(dims=2, scale=2.5)"
 

@@ -308,9 +308,15 @@ class GloMPOManager:
         self.result.stats = StatsWithOldKeys({
             "f_counter": self.f_counter, "o_counter": self.o_counter, "conv_counter": self.conv_counter,
             "stopped": len(self.stopped_opts), "crashed": self.opt_crashed, "t_session": session,
-            "t_used": self.t_used, "exit_reason": self.exit_reason,
+            "t_used": self.t_used, "exit_reason": self.exit_reason, "by_end": self._end_counts(),
         })
         self.logger.info("Run ended after %.1f s and %d evaluations: %s", session, self.f_counter, self.exit_reason)
+
+    def _end_counts(self) -> dict[str, int]:
+        """Optimizers by how they ended, counted as ``summary`` and the plots count them."""
+        from ..outputs.read_log import end_counts  # the outputs' definition; imported late as outputs are
+
+        return end_counts(self.opt_log.records) if self.opt_log is not None else {}
 
     def _purge_old_results(self) -> None:
         """Delete results of an earlier run if overwriting is allowed. A resumed run keeps the HDF5

@@ -104,6 +104,15 @@ class _Columns:
         self.best_x: np.ndarray | None = None
         self.best_call = -1
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the rows held: the arrays' spare capacity (up to half of them, unset memory) would
+        # otherwise go into every checkpoint. Appending after a resume grows them again.
+        state = dict(self.__dict__)
+        for name in ("call_id", "x", "fx", "fx_best", "extras"):
+            if state[name] is not None:
+                state[name] = state[name][:self.n].copy()
+        return state
+
     def _alloc(self, n_parms: int, capacity: int) -> None:
         self.call_id = np.empty(capacity, dtype=np.int64)
         self.x = np.empty((capacity, n_parms), dtype=float)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import dill
 import numpy as np
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, TaskNotRestored
 from .settings import SETTINGS_FIELDS, Settings
 from .state import STATE_FIELDS, STATE_FORMAT, RunState
 
@@ -148,11 +148,11 @@ def load_task(root: Path, how: str, source: Path, task: Any, task_loader: Callab
         try:
             return dill.loads((root / "task.pkl").read_bytes())
         except Exception as e:
-            raise CheckpointError(f"the task in checkpoint {str(source)!r} cannot be unpickled ({type(e).__name__}: "
-                                  f"{e}); pass task=... to load_checkpoint") from None
+            raise TaskNotRestored(f"the task in checkpoint {str(source)!r} cannot be unpickled ({type(e).__name__}: "
+                                  f"{e})", "pass task=... to load_checkpoint") from None
     if how == "files":
         if task_loader is None:
-            raise CheckpointError(f"checkpoint {str(source)!r} saved its task as files: pass task_loader=... "
-                                  "(e.g. YourTask.checkpoint_load) or task=... to load_checkpoint")
+            raise TaskNotRestored(f"checkpoint {str(source)!r} saved its task as files",
+                                  "pass task_loader=... (e.g. YourTask.checkpoint_load) or task=... to load_checkpoint")
         return task_loader(root / "task")
-    raise CheckpointError(f"checkpoint {str(source)!r} holds no task: pass task=... to load_checkpoint")
+    raise TaskNotRestored(f"checkpoint {str(source)!r} holds no task", "pass task=... to load_checkpoint")

@@ -54,7 +54,9 @@ def _headers(manager: Any) -> dict[str, str] | None:
 
 
 def _static_attrs(manager: Any) -> dict[str, Any]:
-    return {"task": repr(manager.task), "bounds": np.asarray(manager.bounds, dtype=float),
+    from .task_label import task_label
+
+    return {"task": task_label(manager.task), "bounds": np.asarray(manager.bounds, dtype=float),
             "working_dir": str(Path(manager.working_dir).resolve()), "user": getpass.getuser(),
             "host": socket.gethostname(), "pid": os.getpid(), "run_key": run_key(manager),
             "created": manager.dt_starts[0].isoformat(timespec="seconds") if manager.dt_starts else "",

@@ -15,6 +15,7 @@ import yaml
 
 from .. import __version__
 from .atomic import atomic_write_text
+from .task_label import task_label
 
 __all__ = ("summary_dict", "write_summary")
 
@@ -78,7 +79,7 @@ def _combinable_text(obj: Any) -> str | None:
 def summary_dict(manager) -> dict[str, Any]:
     """Everything the summary file holds, as plain data."""
     from . import in_session, run_state
-    from .read_log import end_category
+    from .read_log import END_CATEGORIES, end_category
 
     m = manager
     sessions = [{"start": s, "end": e} for s, e in zip(m.dt_starts, m.dt_ends + [None] * len(m.dt_starts))]
@@ -91,7 +92,7 @@ def summary_dict(manager) -> dict[str, Any]:
     return _plain({
         "assignment": {
             "glompo_hpc_version": __version__,
-            "task": repr(m.task),
+            "task": task_label(m.task),
             "working_dir": Path(m.working_dir).resolve(),
             "user": getpass.getuser(),
             "host": socket.gethostname(),
@@ -129,8 +130,7 @@ def summary_dict(manager) -> dict[str, Any]:
                 "crashed": sum(1 for c in end_conds if c.startswith("Error")),
                 "forced_terminations": sum(1 for c in end_conds if c.startswith("Forced")),
                 "alive": categories.count("alive"),
-                "by_end": {c: categories.count(c) for c in ("alive", "converged", "stopped", "crashed", "forced",
-                                                             "other") if categories.count(c)},
+                "by_end": {c: categories.count(c) for c in END_CATEGORIES if categories.count(c)},
             },
         },
         "run_information": {

@@ -32,7 +32,7 @@ class TaskNotRestored(CheckpointError):
 
     def __init__(self, problem: str, advice: str):
         self.problem = problem
-        super().__init__(f"{problem}; {advice}")
+        super().__init__(f"{problem}: {advice}")
 
 
 class OptimizerStopped(Exception):

@@ -16,6 +16,7 @@ from ..backends import ChildSpec, make_backend
 from . import messages as msg
 from .checkpointer import Checkpointer
 from .interventions import InterventionWatcher
+from .optlog import class_lineage
 from .result import Result
 from .seeds import derived_seed
 from .signals import SignalFlag
@@ -134,7 +135,8 @@ class RunSession:
         optimizer = option.build()
         m.o_counter += 1
         optimizer.reseed(derived_seed(m.seed, m.o_counter))  # before anything records its settings
-        m.opt_log.add_optimizer(m.o_counter, type(optimizer).__name__, time.time(), option.workers, repr(optimizer))
+        m.opt_log.add_optimizer(m.o_counter, type(optimizer).__name__, time.time(), option.workers, repr(optimizer),
+                                class_lineage(type(optimizer)))
         self._launch(m.o_counter, optimizer, x0, option.workers)
         m.last_opt_spawn = (m.f_counter, m.o_counter)
         logger.info("Started optimizer %d: %r at x0=%s", m.o_counter, optimizer, np.array2string(x0, precision=4))
@@ -257,11 +259,16 @@ class RunSession:
             self._force_end(opt_id, "GloMPO Termination")
 
     def _force_end(self, opt_id: int, end_cond: str) -> None:
-        if self.backend.stop_child(opt_id):
-            self._retire(opt_id, end_cond)
-        else:  # a thread cannot be killed: give its slot back and leave it to end with the process
-            self.children[opt_id].abandoned = True
-            self.m.opt_log.put_metadata(opt_id, end_cond=end_cond + " (thread abandoned)")
+        self._force_end_all([opt_id], end_cond)
+
+    def _force_end_all(self, opt_ids: list[int], end_cond: str) -> None:
+        """End children by force, all ordered at once (one wait for all, not one per child)."""
+        for opt_id, stopped in self.backend.stop_children(opt_ids).items():
+            if stopped:
+                self._retire(opt_id, end_cond)
+            else:  # a thread cannot be killed: give its slot back and leave it to end with the process
+                self.children[opt_id].abandoned = True
+                self.m.opt_log.put_metadata(opt_id, end_cond=end_cond + " (thread abandoned)")
 
     def _check_unresponsive(self) -> None:
         m = self.m
@@ -344,11 +351,10 @@ class RunSession:
                 break
             self.handle_messages(self.backend.poll(POLL_TIMEOUT))
             self._check_unresponsive()
-        for opt_id, child in list(self.children.items()):
-            if child.abandoned:
-                continue
+        stragglers = [opt_id for opt_id, child in self.children.items() if not child.abandoned]
+        for opt_id in stragglers:
             logger.warning("Optimizer %d did not end within end_timeout=%s s", opt_id, m.end_timeout)
-            self._force_end(opt_id, "Forced GloMPO Termination")
+        self._force_end_all(stragglers, "Forced GloMPO Termination")
         self.handle_messages(self.backend.poll(0))  # reports that raced with the termination
         self.backend.close()
 

@@ -2,9 +2,9 @@
 
 A backend moves messages and starts/stops children; it makes no decision. The manager drives it
 through six verbs: ``start_child``, ``send``, ``poll``, ``stop_child`` (or ``stop_children``
-for many at once), ``join_child`` and ``close``. Every backend guarantees that each started child ends with exactly one final message
-(OptimizerFinished or ChildFailed) in ``poll``: when a child dies without sending one (killed,
-terminated), the backend makes a ChildFailed for it.
+for many at once), ``join_child`` and ``close``. Every backend guarantees that each started
+child ends with exactly one final message (OptimizerFinished or ChildFailed) in ``poll``: when a
+child dies without sending one (killed, terminated), the backend makes a ChildFailed for it.
 """
 
 from __future__ import annotations

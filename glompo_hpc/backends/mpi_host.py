@@ -1,10 +1,10 @@
 """The rank host: the loop every MPI rank but 0 runs while rank 0 manages.
 
 Its phases mirror the Backend verbs rank 0 calls: ``start_child`` (fork the child optimizer as a
-local process, with the processes backend), ``send`` (pass a manager message to it; a SaveState is redirected to a file on this rank
-and the state's bytes go back to rank 0 in the answer),
-``stop_children`` (kill them and relay their last reports), ``close`` (end the session); batches spread
-over helper ranks (``slots: ranks``) are routed by its BatchRouter (mpi_batch_router.py). The host
+local process, with the processes backend), ``send`` (pass a manager message to it; a SaveState
+is redirected to a file on this rank and the state's bytes go back to rank 0 in the answer),
+``stop_children`` (kill them together and relay their last reports), ``close`` (end the session);
+batches spread over helper ranks (``slots: ranks``) are routed by its BatchRouter (mpi_batch_router.py). The host
 itself never runs user code, so it stays responsive whatever a task does:
 
 * a child that raises is reported by its own ChildFailed (with the traceback), and a child that

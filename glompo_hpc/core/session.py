@@ -275,12 +275,15 @@ class RunSession:
         if not m.allow_forced_terminations:
             return
         now = time.monotonic()
+        overdue = []
         for opt_id, child in list(self.children.items()):
             silent = now - (child.stop_sent or child.last_feedback)
             if not child.abandoned and silent > m.force_terminations_after:
                 what = "did not end after its stop signal" if child.stop_sent else "sent no result"
                 logger.warning("Optimizer %d %s for %.1f s: forcing its termination", opt_id, what, silent)
-                self._force_end(opt_id, "Forced GloMPO Termination")
+                overdue.append(opt_id)
+        if overdue:
+            self._force_end_all(overdue, "Forced GloMPO Termination")
 
     def _check_stoppers(self) -> None:
         m = self.m

@@ -59,7 +59,11 @@ class _Place:
 
 
 class MPIBackend(Backend):
-    """The rank-0 side of the MPI transport. Build it with ``make_backend('mpi')`` inside ``mpi_workers``."""
+    """The rank-0 side of the MPI transport. Build it with ``make_backend('mpi')`` inside ``mpi_workers``.
+
+    Attributes:
+        kill_timeout: Seconds ``stop_children`` waits, in all, for the ranks to confirm the kills.
+    """
 
     name = "mpi"
     proc_backend = True

@@ -6,7 +6,8 @@ reason. Conditions combine with ``&`` and ``|`` (see :mod:`glompo_hpc.combinable
 ``MaxSeconds(session_max=3600) | (NOptConverged(3) & MaxKills(10))``.
 
 A condition reads only these manager attributes: ``f_counter``, ``o_counter``, ``conv_counter``
-(ints), ``stopped_opts`` (dict opt_id -> time of each stop made by the manager's stoppers),
+(ints), ``stopped_opts`` (dict opt_id -> time of each stop the manager made: by its stoppers or
+by a ``STOP_<id>`` intervention file, as in GloMPO),
 ``result.fx`` (best value, inf when none), ``t_start`` (``time.time()`` at the start of this
 session) and ``t_used`` (seconds spent in earlier sessions). Those counters carry through
 checkpoints, and so does the state a condition keeps (it is pickled with the manager).
@@ -26,7 +27,7 @@ __all__ = (
     "MaxFuncCalls", "TargetCost", "NOptConverged", "MaxOptsStarted", "MaxKills",
     "KillsAfterConvergence", "MaxSeconds",
     "MaxTotalFunctionCalls", "TargetFunctionValue", "MaxOptimizersConverged", "MaxOptimizersStarted",
-    "MaxOptimizersStopped", "StopsAfterConvergence", "TimeLimit",
+    "MaxOptimizersStopped", "StopsAfterConvergence", "TimeLimit", "TimeLimitThroughRestarts",
 )
 
 
@@ -135,7 +136,9 @@ class MaxOptsStarted(BaseExitCondition):
 
 
 class MaxKills(BaseExitCondition):
-    """True once the manager's stoppers have stopped ``kills_max`` optimizers.
+    """True once the manager has stopped ``kills_max`` optimizers (by its stoppers or by ``STOP_<id>`` files).
+
+    Forced terminations of unresponsive children and the stops of the run's own end do not count.
 
     Args:
         kills_max: Number of stops (>= 1).
@@ -221,3 +224,13 @@ MaxOptimizersStarted = MaxOptsStarted
 MaxOptimizersStopped = MaxKills
 StopsAfterConvergence = KillsAfterConvergence
 TimeLimit = MaxSeconds
+
+
+def TimeLimitThroughRestarts(overall_max: float) -> MaxSeconds:  # noqa: N802 (GloMPO's class name)
+    """GloMPO's ``TimeLimitThroughRestarts(seconds)``: ``MaxSeconds(overall_max=seconds)``, a limit on
+    the time of all sessions together, so it holds through restarts from checkpoints.
+
+    Raises:
+        ConfigurationError: ``overall_max`` is not a number > 0.
+    """
+    return MaxSeconds(overall_max=overall_max)

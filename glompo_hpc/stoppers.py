@@ -25,7 +25,7 @@ import numpy as np
 from .combinable import AndCombination, BaseCombinable, OrCombination
 from .compat import Place, old_keywords
 from .validation import check_bounds, check_int, check_real
-from .core.optlog import OptimizerLog
+from .core.optlog import OptimizerLog, class_lineage
 from .errors import ConfigurationError
 
 __all__ = (
@@ -285,19 +285,23 @@ class ValueAnnealing(BaseStopper):
 
 
 class TypeHunter(BaseStopper):
-    """True when the tested optimizer is of type ``opt_class``; aims other stoppers at one type.
+    """True when the tested optimizer is an instance of ``opt_class``; aims other stoppers at one type.
 
-    The log records the optimizer's class *name*, so names are compared: a subclass of
-    ``opt_class`` with another name does not match. Use it as ``TypeHunter(CMAOptimizer) &
-    BestUnmoving(100)``.
+    Subclasses match: ``TypeHunter(ScipyOptimizer)`` also hunts a ``class MyScipy(ScipyOptimizer)``.
+    Given a class, the match is on the class itself (module and name); given a name (as job files
+    do), on the name of the optimizer's class or of any class it derives from. Use it as
+    ``TypeHunter(CMAOptimizer) & BestUnmoving(100)``.
 
     Args:
         opt_class: An optimizer class or its name.
     """
 
+    opt_path: str | None = None  # instances from checkpoints written before it existed match by name
+
     @old_keywords(Place.TYPE_HUNTER, "TypeHunter()")  # GloMPO 3.1's opt_to_kill
     def __init__(self, opt_class: type | str):
         if isinstance(opt_class, type):
+            self.opt_path = class_lineage(opt_class)[0]
             opt_class = opt_class.__name__
         if not isinstance(opt_class, str) or not opt_class:
             raise ConfigurationError(f"opt_class must be an optimizer class or its name, got {opt_class!r}")
@@ -305,7 +309,13 @@ class TypeHunter(BaseStopper):
 
     def __call__(self, log: OptimizerLog, best_opt_id: int, tested_opt_id: int) -> bool:
         record = log.records.get(tested_opt_id)
-        return record is not None and record.opt_type == self.opt_class
+        if record is None:
+            return False
+        if not record.opt_lineage:  # a record restored from an older checkpoint knows only its class name
+            return record.opt_type == self.opt_class
+        if self.opt_path is not None:
+            return self.opt_path in record.opt_lineage
+        return any(path.rpartition(":")[2].rpartition(".")[2] == self.opt_class for path in record.opt_lineage)
 
 
 # Names used by the GloMPO/ParAMS documentation.

@@ -1,10 +1,10 @@
 """The Backend interface: how the manager starts children and exchanges messages with them.
 
 A backend moves messages and starts/stops children; it makes no decision. The manager drives it
-through six verbs: ``start_child``, ``send``, ``poll``, ``stop_child``, ``join_child`` and
-``close``. Every backend guarantees that each started child ends with exactly one final message
-(OptimizerFinished or ChildFailed) in ``poll``: when a child dies without sending one (killed,
-terminated), the backend makes a ChildFailed for it.
+through six verbs: ``start_child``, ``send``, ``poll``, ``stop_child`` (or ``stop_children``
+for many at once), ``join_child`` and ``close``. Every backend guarantees that each started
+child ends with exactly one final message (OptimizerFinished or ChildFailed) in ``poll``: when a
+child dies without sending one (killed, terminated), the backend makes a ChildFailed for it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -62,6 +62,15 @@ class Backend(ABC):
     @abstractmethod
     def stop_child(self, opt_id: int) -> bool:
         """End a child by force. Returns False if this backend cannot (threads)."""
+
+    def stop_children(self, opt_ids: Iterable[int]) -> dict[int, bool]:
+        """End many children by force; returns ``stop_child``'s answer for each.
+
+        A backend whose stop waits for an answer (a process's exit, a remote rank's confirmation)
+        overrides this to order every end first and then wait once for all, so N children cost
+        one wait, not N. This default stops them one at a time.
+        """
+        return {opt_id: self.stop_child(opt_id) for opt_id in opt_ids}
 
     @abstractmethod
     def join_child(self, opt_id: int, timeout: float | None) -> bool:

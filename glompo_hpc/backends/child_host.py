@@ -13,7 +13,7 @@ import traceback
 import numpy as np
 
 from ..core import messages as msg
-from ..core.observed_task import ObservedTask
+from ..core.observed_task import ObservedTask, RemoteBatchEvaluator
 from ..errors import OptimizerStopped
 from ..optimizers.base import ManagerLink
 from .base import ChildSpec
@@ -21,12 +21,16 @@ from .base import ChildSpec
 __all__ = ("run_child",)
 
 
-def run_child(spec: ChildSpec, link: ManagerLink, allow_processes: bool = True) -> None:
-    """Run ``spec.optimizer`` to its end and report. Never raises."""
+def run_child(spec: ChildSpec, link: ManagerLink, allow_processes: bool = True,
+              remote_batch: RemoteBatchEvaluator | None = None) -> None:
+    """Run ``spec.optimizer`` to its end and report. Never raises.
+
+    ``remote_batch`` spreads the optimizer's batches over other processes (MPI helper ranks).
+    """
     opt = spec.optimizer
     opt.attach(spec.opt_id, link)
     task = ObservedTask(spec.task, opt, detailed=spec.is_log_detailed, flush_seconds=spec.flush_seconds,
-                        allow_processes=allow_processes)
+                        allow_processes=allow_processes, remote_batch=remote_batch)
     try:
         try:
             result = opt.run(task, np.asarray(spec.x0, dtype=float), spec.bounds)  # minimize, 3.1 habits included

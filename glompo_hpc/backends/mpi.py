@@ -11,9 +11,9 @@ ranks: the first leads (runs the optimizer), the other k-1 help (evaluate parts 
 runs its workers as threads or processes. When ``max_jobs`` exceeds what the ranks offer, ranks
 are oversubscribed (several children on one rank), with a warning.
 
-Transport. Lowercase (pickle) mpi4py calls; every send is an ``isend`` kept until complete, and
-receiving is ``improbe`` plus a Backoff sleep, so ``poll`` never blocks longer than its timeout
-and signal handlers on rank 0 run within milliseconds. The task is pickled (dill) once and sent
+Transport (mpi_transport.py). Every send is an ``isend`` kept until complete, and receiving is
+``improbe`` plus a Backoff sleep, so ``poll`` never blocks longer than its timeout and signal
+handlers on rank 0 run within milliseconds. The task is pickled (dill) once and sent
 once to each rank per session; each ChildSpec is pickled (dill) without it. Hosts send what their
 children report as one list per loop turn, so rank 0 pays one receive for many reports.
 """
@@ -22,20 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+import os
 import socket
 import time
 import traceback
+from pathlib import Path
+from typing import Iterable
 
 import dill
-from mpi4py import MPI
 
 from ..core import messages as msg
 from .backoff import Backoff
 from .base import Backend, ChildSpec
-from .mpi_protocol import (ChildKilled, EndHelper, EndSession, KillChild, SessionEnded, StartChild, StartHelper,
-                           Tag, TaskData, ToChild)
-from .mpi_world import MPIWorld, Outbox
+from .mpi_protocol import (ChildKilled, EndHelper, EndSession, KillChild, SavedState, SessionEnded, StartChild,
+                           StartHelper, Tag, TaskData, ToChild)
+from .mpi_transport import Inbox, Outbox
+from .mpi_world import MPIWorld
 
 __all__ = ("MPIBackend",)
 
@@ -57,7 +59,11 @@ class _Place:
 
 
 class MPIBackend(Backend):
-    """The rank-0 side of the MPI transport. Build it with ``make_backend('mpi')`` inside ``mpi_workers``."""
+    """The rank-0 side of the MPI transport. Build it with ``make_backend('mpi')`` inside ``mpi_workers``.
+
+    Attributes:
+        kill_timeout: Seconds ``stop_children`` waits, in all, for the ranks to confirm the kills.
+    """
 
     name = "mpi"
     proc_backend = True
@@ -70,7 +76,7 @@ class MPIBackend(Backend):
         self.world = world
         self.comm = world.comm
         self.outbox = Outbox(self.comm)
-        self._status = MPI.Status()
+        self.inbox = Inbox(self.comm, Tag.RELAY, self.outbox)
         self._backoff = Backoff()
         self._load = {rank: 0 for rank in world.ranks}
         self._places: dict[int, _Place] = {}
@@ -83,6 +89,7 @@ class MPIBackend(Backend):
         self._ended_hosts: set[int] = set()
         self._warned_full = False
         self._closed = False
+        self.kill_timeout = KILL_TIMEOUT
 
     # ------------------------------------------------------------ starting
 
@@ -174,53 +181,65 @@ class MPIBackend(Backend):
                 return out
             self._backoff.sleep(deadline - time.monotonic())
 
-    def _receive(self, out: list[msg.ChildMessage]) -> bool:
-        """Take every message waiting now; True if there was any."""
-        got = False
-        while (message := self.comm.improbe(MPI.ANY_SOURCE, Tag.RELAY, self._status)) is not None:
-            got = True
-            for item in message.recv():
-                if isinstance(item, msg.ChildMessage):
-                    if isinstance(item, _FINAL) and item.opt_id in self._alive:
-                        self._release(item.opt_id)
-                    out.append(item)
-                elif isinstance(item, ChildKilled):
-                    self._killed.add(item.opt_id)
-                elif isinstance(item, SessionEnded):
-                    self._ended_hosts.add(item.rank)
-        return got
+    def _receive(self, out: list[msg.ChildMessage]) -> None:
+        """Take every message waiting now."""
+        for items in self.inbox.incoming():
+            self._take(items, out)
+
+    def _take(self, items: list, out: list[msg.ChildMessage]) -> None:
+        """File one host's relayed list: child messages into ``out``, the host's answers into our state."""
+        for item in items:
+            if isinstance(item, msg.ChildMessage):
+                if isinstance(item, _FINAL) and item.opt_id in self._alive:
+                    self._release(item.opt_id)
+                out.append(item)
+            elif isinstance(item, SavedState):
+                out.append(_write_state(item))
+            elif isinstance(item, ChildKilled):
+                self._killed.add(item.opt_id)
+            elif isinstance(item, SessionEnded):
+                self._ended_hosts.add(item.rank)
 
     def _wait_until(self, done, timeout: float | None) -> bool:
         """Receive (keeping messages for the next poll) until ``done()`` or ``timeout`` s; returns done()."""
-        deadline = math.inf if timeout is None else time.monotonic() + timeout
-        backoff = Backoff()
-        while not done():
-            if time.monotonic() >= deadline:
-                return False
-            if self._receive(self._ready):
-                backoff.reset()
-            else:
-                backoff.sleep(deadline - time.monotonic())
-            self.outbox.progress()
-        return True
+        return self.inbox.wait_until(done, timeout, lambda items: self._take(items, self._ready))
 
     # ------------------------------------------------------------ ending
 
     def stop_child(self, opt_id: int) -> bool:
-        """Kill the child on its rank; its last reports are kept for the next ``poll``.
+        """Kill the child on its rank; its last reports are kept for the next ``poll``. See ``stop_children``."""
+        return self.stop_children([opt_id])[opt_id]
 
-        Waits (polling) until the host confirms. The manager decided this end, so no ChildFailed is made.
+    def stop_children(self, opt_ids: Iterable[int]) -> dict[int, bool]:
+        """Kill children on their ranks: every order is sent first, then one wait for all answers.
+
+        Each child is released as soon as its host confirms; one that is not confirmed within
+        ``kill_timeout`` s is released then (its slot is reused). Its last reports are kept for the
+        next ``poll``. The manager decided these ends, so no ChildFailed is made.
         """
-        if opt_id not in self._alive:
-            return True
-        place = self._places[opt_id]
-        self.outbox.send(KillChild(opt_id), place.leader, Tag.ORDER)
-        if not self._wait_until(lambda: opt_id in self._killed, KILL_TIMEOUT):
-            logger.warning("Rank %d did not confirm the end of optimizer %d within %.0f s; its slot is reused",
-                           place.leader, opt_id, KILL_TIMEOUT)
-        self._killed.discard(opt_id)
-        self._release(opt_id)
-        return True
+        opt_ids = list(opt_ids)
+        leaders = {i: self._places[i].leader for i in opt_ids if i in self._alive}
+        for opt_id, rank in leaders.items():
+            self.outbox.send(KillChild(opt_id), rank, Tag.ORDER)
+        waiting = set(leaders)
+        if waiting:
+            logger.debug("Kill orders sent for optimizers %s; waiting up to %.0f s for their ranks", sorted(waiting),
+                         self.kill_timeout)
+
+        def confirmed() -> bool:
+            for opt_id in waiting & self._killed:
+                waiting.discard(opt_id)
+                self._killed.discard(opt_id)
+                self._release(opt_id)
+            return not waiting
+
+        if not self._wait_until(confirmed, self.kill_timeout):
+            where = ", ".join(f"{i} on rank {leaders[i]}" for i in sorted(waiting))
+            logger.warning("No confirmation within %.0f s of the end of optimizers %s; their slots are reused",
+                           self.kill_timeout, where)
+            for opt_id in waiting:
+                self._release(opt_id)
+        return {opt_id: True for opt_id in opt_ids}
 
     def join_child(self, opt_id: int, timeout: float | None) -> bool:
         return self._wait_until(lambda: opt_id not in self._alive, timeout)
@@ -246,3 +265,16 @@ class MPIBackend(Backend):
         self.outbox.flush(CLOSE_TIMEOUT)
         if self.world.session is self:
             self.world.session = None
+
+
+def _write_state(saved: SavedState) -> msg.StateSaved:
+    """Write a child's state where the manager asked for it; the StateSaved the manager awaits."""
+    path = Path(saved.path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(saved.blob)
+        os.replace(partial, path)  # whole or absent: a checkpoint never packs half a state
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        return msg.StateSaved(saved.opt_id, saved.path, f"rank 0 cannot write the state to {saved.path}: {e}")
+    return msg.StateSaved(saved.opt_id, saved.path)

@@ -5,7 +5,7 @@ copy of an MPI process is not an MPI process). They talk to their host through p
 host does the MPI part. No mpi4py import here.
 
 * :func:`child_main`: a child optimizer's process. With helper ranks (``slots: ranks``, an
-  optimizer with ``workers`` > 1) it installs :class:`RemoteBatch` as ObservedTask's remote batch
+  optimizer with ``workers`` > 1) it gives :class:`RemoteBatch` to ObservedTask as its remote batch
   evaluator, so each ``function.batch(xs)`` is cut into ``1 + helpers`` parts: the first is
   evaluated here, the others on the helper ranks (through the host), and the outcomes are put back
   in order.
@@ -24,11 +24,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..core import observed_task
+from ..core.observed_task import evaluate_point
 from .base import ChildSpec
 from .blas_threads import limit_blas_threads
 from .mpi_protocol import Outcome
-from .processes import _process_main
+from .processes import process_main
 
 __all__ = ("child_main", "evaluator_main", "RemoteBatch", "die_with_parent")
 
@@ -86,10 +86,8 @@ class RemoteBatch:
 def child_main(spec: ChildSpec, conn: mpc.Connection, batch_conn: mpc.Connection | None, helpers: int) -> None:
     """Entry of a child optimizer's process on a rank (forked by the host)."""
     die_with_parent()
-    if batch_conn is not None:
-        observed_task.set_remote_batch(RemoteBatch(batch_conn, helpers))
-    # The processes backend's entry: signal dispositions, split printstreams, run_child.
-    _process_main(spec, conn, True)
+    remote = RemoteBatch(batch_conn, helpers) if batch_conn is not None else None
+    process_main(spec, conn, True, remote)
 
 
 def evaluator_main(task: Callable, detailed: bool, conn: mpc.Connection) -> None:
@@ -106,7 +104,7 @@ def evaluator_main(task: Callable, detailed: bool, conn: mpc.Connection) -> None
         except (EOFError, OSError):  # the host ended this helper role
             return
         try:
-            outcomes = [observed_task._evaluate(task, x, detailed) for x in xs]
+            outcomes = [evaluate_point(task, x, detailed) for x in xs]
             answer = (seq, outcomes, "")
         except BaseException as e:  # the leader reports it as its own task failure, with this traceback
             answer = (seq, [], f"{type(e).__name__}: {e}\n{traceback.format_exc()}")

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from .mpi_batch import evaluator_main
 from .mpi_protocol import BatchChunk, ChunkResult, StartHelper, Tag
-from .mpi_world import Outbox
+from .mpi_transport import Outbox
 
 __all__ = ("BatchRouter",)
 

@@ -1,9 +1,10 @@
 """The rank host: the loop every MPI rank but 0 runs while rank 0 manages.
 
 Its phases mirror the Backend verbs rank 0 calls: ``start_child`` (fork the child optimizer as a
-local process, with the processes backend), ``send`` (pass a manager message to it),
-``stop_child`` (kill it and relay its last reports), ``close`` (end the session); batches spread
-over helper ranks (``slots: ranks``) are routed by its BatchRouter (mpi_batch_router.py). The host
+local process, with the processes backend), ``send`` (pass a manager message to it; a SaveState
+is redirected to a file on this rank and the state's bytes go back to rank 0 in the answer),
+``stop_children`` (kill them together and relay their last reports), ``close`` (end the session);
+batches spread over helper ranks (``slots: ranks``) are routed by its BatchRouter (mpi_batch_router.py). The host
 itself never runs user code, so it stays responsive whatever a task does:
 
 * a child that raises is reported by its own ChildFailed (with the traceback), and a child that
@@ -24,11 +25,14 @@ import logging
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import dill
@@ -41,8 +45,8 @@ from .mpi_batch import child_main
 from .mpi_batch_router import BatchRouter
 from .mpi_env import rank_cpus
 from .mpi_protocol import (BatchChunk, ChildKilled, ChunkResult, EndHelper, EndSession, Exit, Hello, KillChild,
-                           SessionEnded, StartChild, StartHelper, Tag, TaskData, ToChild)
-from .mpi_world import Outbox
+                           SavedState, SessionEnded, StartChild, StartHelper, Tag, TaskData, ToChild)
+from .mpi_transport import Inbox, Outbox
 from .processes import ProcessesBackend
 
 __all__ = ("RankHost",)
@@ -104,13 +108,14 @@ class RankHost:
         self.hostname = socket.gethostname()
         self.cpus = rank_cpus(cores_per_rank)
         self.outbox = Outbox(comm)
+        self.inbox = Inbox(comm)
         self._ctx = mp.get_context("fork")
-        self._status = MPI.Status()
         self._backoff = Backoff()
         self._relay: list[Any] = []
         self._exit = False
         self._ppid = os.getppid()
         self._next_orphan_check = 0.0
+        self._state_dir = Path(tempfile.mkdtemp(prefix=f"glompo_rank{self.rank}_states_"))
         self._new_session()
 
     def _new_session(self) -> None:
@@ -118,6 +123,7 @@ class RankHost:
         self.tasks: dict[int, Callable] = {}
         self.batches = BatchRouter(self.rank, self.outbox, self._ctx)
         self._ended_children: list[int] = []
+        self._saving: dict[int, str] = {}  # opt_id -> where rank 0 wants the state it is saving
 
     # ================================================================ the loop
 
@@ -145,6 +151,7 @@ class RankHost:
             self._flush_relay()
             self.outbox.flush(_EXIT_FLUSH_TIMEOUT)
         finally:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
             for s, handler in saved.items():
                 signal.signal(s, handler)
 
@@ -171,15 +178,15 @@ class RankHost:
 
     def _take_orders(self) -> bool:
         got = False
-        while (message := self.comm.improbe(MPI.ANY_SOURCE, MPI.ANY_TAG, self._status)) is not None:
+        kills: list[int] = []  # ended together after the turn, so N kills cost one grace period, not N
+        for item in self.inbox.incoming():
             got = True
-            item = message.recv()
             if isinstance(item, BatchChunk):
                 self.batches.evaluate_part(item)
             elif isinstance(item, ChunkResult):
                 self.batches.part_done(item)
             elif isinstance(item, ToChild):
-                self.local.send(item.opt_id, item.message)
+                self.local.send(item.opt_id, self._to_child(item))
             elif isinstance(item, TaskData):
                 self._store_task(item)
             elif isinstance(item, StartChild):
@@ -189,10 +196,12 @@ class RankHost:
                 loaded = task is not None and not isinstance(task, _Unloadable)
                 self.batches.start_helper(item, task if loaded else None, getattr(task, "error", ""))
             elif isinstance(item, KillChild):
-                self.stop_child(item.opt_id)
+                kills.append(item.opt_id)
             elif isinstance(item, EndHelper):
                 self.batches.end_helper(item.opt_id)
             elif isinstance(item, EndSession):
+                self.stop_children(kills)
+                kills = []
                 self.close()
                 self._relay.append(SessionEnded(self.rank))
             elif isinstance(item, Exit):
@@ -200,6 +209,7 @@ class RankHost:
                 break
             else:
                 logger.error("Rank %d: unknown message %r", self.rank, item)
+        self.stop_children(kills)
         return got
 
     # ================================================================ child optimizers
@@ -237,10 +247,37 @@ class RankHost:
     def _collect_children(self) -> bool:
         messages = self.local.poll(0)
         for m in messages:
-            self._relay.append(m)
-            if isinstance(m, _FINAL):
-                self._child_ended(m.opt_id)
+            self._relay_from_child(m)
         return bool(messages)
+
+    def _relay_from_child(self, m: msg.ChildMessage) -> None:
+        if isinstance(m, msg.StateSaved) and m.opt_id in self._saving:
+            m = self._state_answer(m)
+        self._relay.append(m)
+        if isinstance(m, _FINAL):
+            self._child_ended(m.opt_id)
+
+    # ---------------------------------------------------------------- saved states
+
+    def _to_child(self, order: ToChild) -> msg.ManagerMessage:
+        """Redirect a SaveState to a file on this rank: its bytes go to rank 0 with the answer."""
+        if not isinstance(order.message, msg.SaveState):
+            return order.message
+        self._saving[order.opt_id] = order.message.path
+        return msg.SaveState(str(self._state_dir / f"{order.opt_id}.pkl"))
+
+    def _state_answer(self, saved: msg.StateSaved) -> SavedState | msg.StateSaved:
+        """The answer for rank 0: the state's bytes, or why there are none."""
+        path = self._saving.pop(saved.opt_id)
+        local = Path(saved.path)
+        try:
+            if saved.error:
+                return msg.StateSaved(saved.opt_id, path, saved.error)
+            return SavedState(saved.opt_id, path, local.read_bytes())
+        except OSError as e:
+            return msg.StateSaved(saved.opt_id, path, f"rank {self.rank} cannot read the saved state: {e}")
+        finally:
+            local.unlink(missing_ok=True)
 
     def _child_ended(self, opt_id: int) -> None:
         self.batches.lead_ended(opt_id)
@@ -250,15 +287,17 @@ class RankHost:
         if self._ended_children:
             self._ended_children = [i for i in self._ended_children if not self.local.reap(i)]
 
-    def stop_child(self, opt_id: int) -> None:
-        """Kill a child (SIGTERM, then SIGKILL); relay the reports it sent before, then ChildKilled."""
-        self.local.stop_child(opt_id)
+    def stop_children(self, opt_ids: list[int]) -> None:
+        """Kill children (SIGTERM, then SIGKILL, all at once); relay the reports each sent before,
+        then its ChildKilled."""
+        if not opt_ids:
+            return
+        self.local.stop_children(opt_ids)
         for m in self.local.poll(0):
-            self._relay.append(m)
-            if isinstance(m, _FINAL):
-                self._child_ended(m.opt_id)
-        self._child_ended(opt_id)
-        self._relay.append(ChildKilled(opt_id))
+            self._relay_from_child(m)
+        for opt_id in opt_ids:
+            self._child_ended(opt_id)
+            self._relay.append(ChildKilled(opt_id))
 
     def close(self) -> None:
         """End the session: kill every child and helper evaluator; forget the tasks."""

@@ -7,7 +7,8 @@ channel, so each side knows what it is reading before it unpickles:
 * ``ORDER`` rank 0 -> host: TaskData, StartChild, StartHelper, ToChild, KillChild, EndHelper,
   EndSession, Exit.
 * ``RELAY`` host -> rank 0: a list whose items are ChildMessages (relayed from the host's
-  children, in their order) and the host's answers Hello, ChildKilled and SessionEnded. A host
+  children, in their order), SavedState (a child's StateSaved with the state's bytes) and the
+  host's answers Hello, ChildKilled and SessionEnded. A host
   sends one list per loop turn, so a busy rank costs rank 0 one receive for many reports.
 * ``BATCH`` leader host <-> helper host (``slots: ranks``, optimizers with workers > 1):
   BatchChunk and ChunkResult.
@@ -27,7 +28,7 @@ import numpy as np
 from ..core import messages as msg
 
 __all__ = ("Tag", "TaskData", "StartChild", "StartHelper", "ToChild", "KillChild", "EndHelper", "EndSession",
-           "Exit", "Hello", "ChildKilled", "SessionEnded", "BatchChunk", "ChunkResult", "Outcome")
+           "Exit", "Hello", "ChildKilled", "SessionEnded", "SavedState", "BatchChunk", "ChunkResult", "Outcome")
 
 #: One evaluation's result as ObservedTask makes it: (fx, extras).
 Outcome = tuple[float, tuple]
@@ -121,6 +122,20 @@ class ChildKilled:
     """Answer to KillChild: the child is gone; its last reports came before this."""
 
     opt_id: int
+
+
+@dataclass(frozen=True)
+class SavedState:
+    """A child's answer to SaveState(``path``) carrying the saved state itself.
+
+    The child saves to a file local to its rank; its host reads the bytes and sends them here, and
+    rank 0 writes them to ``path``. So the state reaches the checkpoint even where rank 0 would not
+    (yet) see a file written on another node of a shared file system.
+    """
+
+    opt_id: int
+    path: str
+    blob: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -23,50 +23,16 @@ from typing import Any, Iterator
 
 from mpi4py import MPI
 
-from .backoff import Backoff
 from .mpi_env import check_slots
 from .mpi_protocol import Exit, Hello, SessionEnded, Tag
+from .mpi_transport import Inbox, Outbox, wait_request
 
-__all__ = ("MPIWorld", "Outbox", "mpi_workers", "active_world")
+__all__ = ("MPIWorld", "mpi_workers", "active_world")
 
 logger = logging.getLogger("glompo_hpc.backends.mpi")
 
 RELEASE_TIMEOUT = 30.0  # s: how long rank 0 waits for the hosts to confirm their exit
 _WAIT_LOG_EVERY = 60.0  # s: how often rank 0 says it still waits for ranks to report
-
-
-class Outbox:
-    """Non-blocking sends (``isend``) kept until they complete.
-
-    No side ever blocks in a send: a large message (a task, a big report) needs its receiver to
-    post a receive, and two ranks each blocked sending to the other would deadlock.
-    """
-
-    def __init__(self, comm: MPI.Comm):
-        self.comm = comm
-        self._requests: list[MPI.Request] = []
-
-    def send(self, obj: Any, dest: int, tag: int) -> None:
-        self._requests.append(self.comm.isend(obj, dest=dest, tag=int(tag)))
-
-    def progress(self) -> None:
-        """Forget the sends that have completed."""
-        if self._requests:
-            self._requests = [r for r in self._requests if not r.Test()]
-
-    @property
-    def pending(self) -> int:
-        return len(self._requests)
-
-    def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for every send to complete; True if they have."""
-        deadline = time.monotonic() + timeout
-        backoff = Backoff()
-        while True:
-            self.progress()
-            if not self._requests or time.monotonic() >= deadline:
-                return not self._requests
-            backoff.sleep(deadline - time.monotonic())
 
 
 class MPIWorld:
@@ -110,19 +76,12 @@ class MPIWorld:
         for rank in self.ranks:
             outbox.send(Exit(), rank, Tag.ORDER)
         waiting = set(self.ranks)
+
+        def take(items: list) -> None:  # reports of an ended session are dropped
+            waiting.difference_update(item.rank for item in items if isinstance(item, SessionEnded))
+
         deadline = time.monotonic() + RELEASE_TIMEOUT
-        backoff = Backoff()
-        status = MPI.Status()
-        while waiting and time.monotonic() < deadline:
-            message = self.comm.improbe(MPI.ANY_SOURCE, Tag.RELAY, status)
-            if message is None:
-                outbox.progress()
-                backoff.sleep(deadline - time.monotonic())
-                continue
-            backoff.reset()
-            for item in message.recv():  # reports of an ended session are dropped
-                if isinstance(item, SessionEnded):
-                    waiting.discard(item.rank)
+        Inbox(self.comm, Tag.RELAY, outbox).wait_until(lambda: not waiting, RELEASE_TIMEOUT, take)
         outbox.flush(max(0.0, deadline - time.monotonic()))
         if waiting:
             logger.warning("Ranks %s did not confirm their exit within %.0f s", sorted(waiting), RELEASE_TIMEOUT)
@@ -136,30 +95,18 @@ def active_world() -> MPIWorld | None:
     return _active
 
 
-def _wait(request: MPI.Request) -> None:
-    """Wait for a request by polling, so signal handlers run meanwhile."""
-    backoff = Backoff()
-    while not request.Test():
-        backoff.sleep()
-
-
 def _gather_hellos(comm: MPI.Comm) -> dict[int, Hello]:
     hosts: dict[int, Hello] = {}
-    status = MPI.Status()
-    backoff = Backoff()
-    started = last_log = time.monotonic()
-    while len(hosts) < comm.Get_size() - 1:
-        message = comm.improbe(MPI.ANY_SOURCE, Tag.RELAY, status)
-        if message is None:
-            backoff.sleep()
-            if time.monotonic() - last_log > _WAIT_LOG_EVERY:
-                last_log = time.monotonic()
-                missing = sorted(set(range(1, comm.Get_size())) - set(hosts))
-                logger.warning("Still waiting after %.0f s for ranks %s to start serving", last_log - started, missing)
-            continue
-        for item in message.recv():
-            if isinstance(item, Hello):
-                hosts[item.rank] = item
+    inbox = Inbox(comm, Tag.RELAY)
+    started = time.monotonic()
+
+    def take(items: list) -> None:
+        hosts.update((item.rank, item) for item in items if isinstance(item, Hello))
+
+    while not inbox.wait_until(lambda: len(hosts) >= comm.Get_size() - 1, _WAIT_LOG_EVERY, take):
+        missing = sorted(set(range(1, comm.Get_size())) - set(hosts))
+        logger.warning("Still waiting after %.0f s for ranks %s to start serving", time.monotonic() - started,
+                       missing)
     return hosts
 
 
@@ -190,7 +137,7 @@ def mpi_workers(slots: str = "ranks", cores_per_rank: int | None = None, comm: A
     if _active is not None:
         raise RuntimeError("mpi_workers() blocks cannot be nested")
     private, request = base.Idup()
-    _wait(request)
+    wait_request(request)
     if private.Get_rank() != 0:
         from .mpi_host import RankHost
         RankHost(private, cores_per_rank).serve()

@@ -14,15 +14,17 @@ from __future__ import annotations
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import signal
-from typing import Any
+import time
+from typing import Any, Iterable
 
 from ..core import messages as msg
+from ..core.observed_task import RemoteBatchEvaluator
 from .base import Backend, ChildSpec
 from .blas_threads import limit_blas_threads
 from .child_host import run_child
 from .printstreams import redirect_process_streams
 
-__all__ = ("ProcessesBackend", "PipeLink")
+__all__ = ("ProcessesBackend", "PipeLink", "process_main")
 
 _TERMINATE_GRACE = 2.0
 
@@ -45,7 +47,9 @@ class PipeLink:
             return msg.Stop("manager connection lost")
 
 
-def _process_main(spec: ChildSpec, conn: mpc.Connection, allow_processes: bool) -> None:
+def process_main(spec: ChildSpec, conn: mpc.Connection, allow_processes: bool,
+                 remote_batch: RemoteBatchEvaluator | None = None) -> None:
+    """Entry of a child optimizer's process: signal dispositions, split printstreams, run_child."""
     # The manager alone decides how children end: Ctrl-C in a terminal reaches the whole process
     # group, and the manager then sends Stop; SIGTERM keeps its default so terminate() works.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -55,8 +59,16 @@ def _process_main(spec: ChildSpec, conn: mpc.Connection, allow_processes: bool) 
     if spec.printstream_dir is not None:
         redirect_process_streams(spec.printstream_dir, spec.opt_id)
     limit_blas_threads()  # this child is one slot: one core
-    run_child(spec, PipeLink(conn), allow_processes)
+    run_child(spec, PipeLink(conn), allow_processes, remote_batch)
     conn.close()
+
+
+def _join_all(procs: list, timeout: float) -> list:
+    """Wait up to ``timeout`` s in all for the processes to end; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    return [p for p in procs if p.is_alive()]
 
 
 class ProcessesBackend(Backend):
@@ -77,7 +89,7 @@ class ProcessesBackend(Backend):
 
     def start_child(self, spec: ChildSpec) -> None:
         manager_end, child_end = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_process_main, args=(spec, child_end, self.forced),
+        proc = self._ctx.Process(target=process_main, args=(spec, child_end, self.forced),
                                  daemon=not self.forced, name=f"glompo-opt{spec.opt_id}")
         proc.start()
         child_end.close()  # so the manager sees EOF when the child dies
@@ -130,20 +142,25 @@ class ProcessesBackend(Backend):
 
         The manager decided this end, so no ChildFailed is made for it.
         """
-        proc = self._procs.get(opt_id)
-        if proc is not None and proc.is_alive():
+        return self.stop_children([opt_id])[opt_id]
+
+    def stop_children(self, opt_ids: Iterable[int]) -> dict[int, bool]:
+        """Terminate many children at once: one grace period for all, then SIGKILL for the rest."""
+        opt_ids = list(opt_ids)
+        procs = [p for i in opt_ids if (p := self._procs.get(i)) is not None and p.is_alive()]
+        for proc in procs:
             proc.terminate()
+        for proc in _join_all(procs, _TERMINATE_GRACE):
+            proc.kill()
             proc.join(_TERMINATE_GRACE)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(_TERMINATE_GRACE)
-        self._final_seen.add(opt_id)
-        conn = self._conns.get(opt_id)
-        if conn is not None:
-            self._drain(opt_id, conn, self._drained)
-            if opt_id in self._conns:
-                self._conns.pop(opt_id).close()
-        return True
+        for opt_id in opt_ids:
+            self._final_seen.add(opt_id)
+            conn = self._conns.get(opt_id)
+            if conn is not None:
+                self._drain(opt_id, conn, self._drained)
+                if opt_id in self._conns:
+                    self._conns.pop(opt_id).close()
+        return {opt_id: True for opt_id in opt_ids}
 
     def join_child(self, opt_id: int, timeout: float | None) -> bool:
         proc = self._procs.get(opt_id)
@@ -157,9 +174,7 @@ class ProcessesBackend(Backend):
         return proc is not None and proc.is_alive()
 
     def close(self) -> None:
-        for opt_id in list(self._procs):
-            if self._procs[opt_id].is_alive():
-                self.stop_child(opt_id)
+        self.stop_children([i for i, p in self._procs.items() if p.is_alive()])
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()

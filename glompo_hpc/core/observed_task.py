@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import OptimizerStopped
 from . import messages as msg
 
-__all__ = ("ObservedTask", "as_function_value", "set_remote_batch")
+__all__ = ("ObservedTask", "RemoteBatchEvaluator", "as_function_value", "evaluate_point")
 
 logger = logging.getLogger("glompo_hpc.core.observed_task")
 
@@ -39,7 +39,8 @@ def as_function_value(value: Any) -> float:
     return float(arr.reshape(-1)[0]) if arr.size == 1 else math.nan
 
 
-def _evaluate(task: Callable, x: np.ndarray, detailed: bool) -> tuple[float, tuple]:
+def evaluate_point(task: Callable, x: np.ndarray, detailed: bool) -> tuple[float, tuple]:
+    """One evaluation as the log records it: ``(fx, extras)``; extras only with ``detailed``."""
     if detailed:
         out = task.detailed_call(x)
         out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
@@ -47,18 +48,11 @@ def _evaluate(task: Callable, x: np.ndarray, detailed: bool) -> tuple[float, tup
     return as_function_value(task(x)), ()
 
 
-#: Set (in a child process, before its optimizer runs) by a host that spreads the ``batch`` calls of
-#: optimizers with ``workers`` > 1 over other processes: the MPI rank host under ``slots: ranks``.
-#: Called as ``remote_batch(xs, evaluate)``; returns one ``(fx, extras)`` per x, in order;
-#: ``evaluate(x)`` evaluates one point in this process.
-_remote_batch: Callable[[list[np.ndarray], Callable[[np.ndarray], tuple[float, tuple]]],
-                        list[tuple[float, tuple]]] | None = None
-
-
-def set_remote_batch(evaluator: Callable | None) -> None:
-    """Install (or remove, with None) the process's remote batch evaluator; see ``_remote_batch``."""
-    global _remote_batch
-    _remote_batch = evaluator
+#: Spreads the ``batch`` calls of optimizers with ``workers`` > 1 over other processes (the MPI rank
+#: host under ``slots: ranks`` gives one to its children). Called as ``remote_batch(xs, evaluate)``;
+#: returns one ``(fx, extras)`` per x, in order; ``evaluate(x)`` evaluates one point in this process.
+RemoteBatchEvaluator = Callable[[list[np.ndarray], Callable[[np.ndarray], tuple[float, tuple]]],
+                                list[tuple[float, tuple]]]
 
 
 _worker_task: tuple[Callable, bool] | None = None
@@ -71,7 +65,7 @@ def _init_worker(task: Callable, detailed: bool) -> None:
 
 def _evaluate_in_worker(x: np.ndarray) -> tuple[float, tuple]:
     task, detailed = _worker_task
-    return _evaluate(task, x, detailed)
+    return evaluate_point(task, x, detailed)
 
 
 class ObservedTask:
@@ -84,10 +78,12 @@ class ObservedTask:
         flush_rows: Send a report when this many evaluations are buffered.
         flush_seconds: Send a report at the next evaluation once the oldest buffered one is this old.
         allow_processes: False inside daemonic children, which cannot start processes.
+        remote_batch: Evaluates ``batch`` calls over other processes when ``workers`` > 1 (None: local pool).
     """
 
     def __init__(self, task: Callable, optimizer, detailed: bool = False, flush_rows: int = 1024,
-                 flush_seconds: float = 1.0, allow_processes: bool = True):
+                 flush_seconds: float = 1.0, allow_processes: bool = True,
+                 remote_batch: RemoteBatchEvaluator | None = None):
         self.task = task
         self.optimizer = optimizer
         self.detailed = detailed
@@ -102,6 +98,7 @@ class ObservedTask:
         self._oldest = 0.0
         self._pool: Executor | None = None
         self._allow_processes = allow_processes
+        self._remote_batch = remote_batch
         optimizer._flush_evaluations = self.flush
 
     # ------------------------------------------------------------ evaluation
@@ -109,7 +106,7 @@ class ObservedTask:
     def __call__(self, x: Sequence[float]) -> float:
         self._before_evaluation()
         x = np.array(x, dtype=float).reshape(-1)
-        fx, extras = _evaluate(self.task, x, self.detailed)
+        fx, extras = evaluate_point(self.task, x, self.detailed)
         self._record(x, fx, extras)
         return fx
 
@@ -139,8 +136,8 @@ class ObservedTask:
         """Evaluate many points, in parallel over the optimizer's workers; returns their values."""
         self._before_evaluation()
         xs = [np.array(x, dtype=float).reshape(-1) for x in xs]
-        if _remote_batch is not None and self.optimizer.workers > 1:
-            outs = _remote_batch(xs, self._evaluate_here)
+        if self._remote_batch is not None and self.optimizer.workers > 1:
+            outs = self._remote_batch(xs, self._evaluate_here)
         else:
             pool = self._get_pool()
             outs = list(pool.map(_evaluate_in_worker if isinstance(pool, ProcessPoolExecutor)
@@ -150,7 +147,7 @@ class ObservedTask:
         return np.array([fx for fx, _ in outs], dtype=float)
 
     def _evaluate_here(self, x: np.ndarray) -> tuple[float, tuple]:
-        return _evaluate(self.task, x, self.detailed)
+        return evaluate_point(self.task, x, self.detailed)
 
     def _before_evaluation(self) -> None:
         if self._fxs and time.monotonic() - self._oldest > self.flush_seconds:

@@ -61,7 +61,12 @@ DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 10_000)
 
 @dataclass
 class OptimizerRecord:
-    """Metadata of one child optimizer."""
+    """Metadata of one child optimizer.
+
+    ``opt_lineage`` names (``module:qualname``) its class and every class it derives from, so a
+    component can ask whether it is an instance of a class; records from checkpoints written
+    before it existed have none.
+    """
 
     opt_id: int
     opt_type: str
@@ -71,6 +76,12 @@ class OptimizerRecord:
     t_end: float | None = None
     end_cond: str = ""
     messages: list[str] = field(default_factory=list)
+    opt_lineage: tuple[str, ...] = ()
+
+
+def class_lineage(cls: type) -> tuple[str, ...]:
+    """``module:qualname`` of ``cls`` and of each class it derives from, ``object`` left out."""
+    return tuple(f"{c.__module__}:{c.__qualname__}" for c in cls.__mro__ if c is not object)
 
 
 def rows_needed_by(criteria: Any) -> int:
@@ -243,8 +254,9 @@ class OptimizerLog:
 
     # ------------------------------------------------------------ writing
 
-    def add_optimizer(self, opt_id: int, opt_type: str, t_start: float, slots: int = 1, settings: str = "") -> None:
-        record = OptimizerRecord(opt_id, opt_type, t_start, slots, settings)
+    def add_optimizer(self, opt_id: int, opt_type: str, t_start: float, slots: int = 1, settings: str = "",
+                      lineage: tuple[str, ...] = ()) -> None:
+        record = OptimizerRecord(opt_id, opt_type, t_start, slots, settings, opt_lineage=lineage)
         self.records[opt_id] = record
         self._columns[opt_id] = _Columns(self.n_parms, self.tail_rows)
         self._to_sink("add_optimizer", record)

@@ -20,6 +20,7 @@ from .checkpointer import Checkpointer
 from .interventions import InterventionWatcher
 from .policies import (CRASH_LOOP, CRASH_LOOP_LIMIT, CrashLoopGuard, all_ended_decision, checkpoint_due,
                        exit_decision, spawn_decision, status_due, stopper_decisions)
+from .optlog import class_lineage
 from .result import Result
 from .seeds import derived_seed
 from .signals import SignalFlag
@@ -184,7 +185,8 @@ class RunSession:
         state.o_counter += 1
         optimizer.reseed(derived_seed(s.seed, state.o_counter))  # before anything records its settings
         state.opt_log.add_optimizer(state.o_counter, type(optimizer).__name__, time.time(), option.workers,
-                                    repr(optimizer))
+                                    repr(optimizer),
+                                    class_lineage(type(optimizer)))
         self._launch(state.o_counter, optimizer, x0, option.workers)
         state.last_opt_spawn = (state.f_counter, state.o_counter)
         logger.info("Started optimizer %d: %r at x0=%s", state.o_counter, optimizer, np.array2string(x0, precision=4))
@@ -292,23 +294,31 @@ class RunSession:
             self._force_end(opt_id, "GloMPO Termination")
 
     def _force_end(self, opt_id: int, end_cond: str) -> None:
-        if self.backend.stop_child(opt_id):
-            self._retire(opt_id, end_cond)
-        else:  # a thread cannot be killed: give its slot back and leave it to end with the process
-            self.children[opt_id].abandoned = True
-            self.state.opt_log.put_metadata(opt_id, end_cond=end_cond + " (thread abandoned)")
+        self._force_end_all([opt_id], end_cond)
+
+    def _force_end_all(self, opt_ids: list[int], end_cond: str) -> None:
+        """End children by force, all ordered at once (one wait for all, not one per child)."""
+        for opt_id, stopped in self.backend.stop_children(opt_ids).items():
+            if stopped:
+                self._retire(opt_id, end_cond)
+            else:  # a thread cannot be killed: give its slot back and leave it to end with the process
+                self.children[opt_id].abandoned = True
+                self.state.opt_log.put_metadata(opt_id, end_cond=end_cond + " (thread abandoned)")
 
     def _check_unresponsive(self) -> None:
         s = self.settings
         if not s.allow_forced_terminations:
             return
         now = time.monotonic()
+        overdue = []
         for opt_id, child in list(self.children.items()):
             silent = now - (child.stop_sent or child.last_feedback)
             if not child.abandoned and silent > s.force_terminations_after:
                 what = "did not end after its stop signal" if child.stop_sent else "sent no result"
                 logger.warning("Optimizer %d %s for %.1f s: forcing its termination", opt_id, what, silent)
-                self._force_end(opt_id, "Forced GloMPO Termination")
+                overdue.append(opt_id)
+        if overdue:
+            self._force_end_all(overdue, "Forced GloMPO Termination")
 
     def log_status(self, force: bool = False) -> None:
         state = self.state
@@ -342,10 +352,9 @@ class RunSession:
                 break
             self.handle_messages(self.backend.poll(POLL_TIMEOUT))
             self._check_unresponsive()
-        for opt_id, child in list(self.children.items()):
-            if child.abandoned:
-                continue
+        stragglers = [opt_id for opt_id, child in self.children.items() if not child.abandoned]
+        for opt_id in stragglers:
             logger.warning("Optimizer %d did not end within end_timeout=%s s", opt_id, end_timeout)
-            self._force_end(opt_id, "Forced GloMPO Termination")
+        self._force_end_all(stragglers, "Forced GloMPO Termination")
         self.handle_messages(self.backend.poll(0))  # reports that raced with the termination
         self.backend.close()

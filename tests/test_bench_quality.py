@@ -17,6 +17,9 @@ from glompo_hpc import (CMAOptimizer, ConfigurationError, CycleSelector, GloMPOM
                         defaults)
 from glompo_hpc.tasks.functions import Rastrigin
 
+#: The module's runs are whole benchmark runs (NGOpt among them): minutes on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
 PROBLEMS = "rastrigin-10,rosenbrock-10"
 DEFAULTS = cli.DEFAULT_CONTENDERS.split(",")  # every contender but the CycleSelector pair
 SEEDS = 2

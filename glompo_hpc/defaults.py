@@ -43,7 +43,7 @@ from .generators import (BaseGenerator, BasinHoppingGenerator, ExploitExploreGen
                          RandomGenerator)
 from .optimizers.cma import CMAOptimizer
 from .selectors import BaseSelector, ChainSelector, OptimizerOption
-from .stoppers import BaseStopper, BestUnmoving, EvaluationsUnmoving, MinFuncCalls
+from .stoppers import BaseStopper, BasinHeld, BestUnmoving, EvaluationsUnmoving, MinFuncCalls, NotBest, PolishDue
 
 __all__ = ("PopulationScheduleSelector", "BUDGET_PER_PARAMETER", "SIGMA_FRACTION", "POPULATION_SCHEDULE", "default_budget", "budget_of",
            "default_popsize",
@@ -60,7 +60,10 @@ SIGMA_FRACTION = 0.2
 POPULATION_SCHEDULE: tuple[tuple[float, float], ...] = ((0.0, 1), (0.15, 2), (0.35, 4), (0.6, 8))
 
 _GENERATORS = ("exploit", "random", "incumbent", "basin")
-_STOPPERS = ("best", "evaluations", "best|evaluations", "none")
+_STOPPERS = ("best", "evaluations", "best|evaluations", "evaluations|basin", "none")
+
+#: BasinHeld's radius in the 'evaluations|basin' stoppers, as a fraction of the box diagonal.
+BASIN_RADIUS = 0.05
 
 
 def default_budget(n_parms: int) -> int:
@@ -138,7 +141,9 @@ class PopulationScheduleSelector(ChainSelector):
         bounds: (min, max) of every parameter.
         max_jobs: Slots of the run.
         max_func_calls: The run's budget (``default_budget`` if None); the schedule's fractions apply to it.
-        schedule: ``(fraction of the budget, population factor)`` pairs, the first at fraction 0.
+        schedule: ``(fraction of the budget, population factor)`` pairs, the first at fraction 0; a
+            third number in a step sets that step's ``sigma_fraction`` (e.g. a small one late in the
+            run polishes the best point found).
         sigma_fraction: ``sigma0`` as a fraction of the widest range.
         concurrent: See :func:`recommended_optimizer`.
         child_kwargs: Further keyword arguments of every child (e.g. ``force_injects``).
@@ -149,20 +154,23 @@ class PopulationScheduleSelector(ChainSelector):
                  concurrent: int | None = None, child_kwargs: dict[str, Any] | None = None):
         self.box = _box(bounds)
         self.budget = default_budget(len(self.box)) if max_func_calls is None else int(max_func_calls)
-        self.schedule = [(float(f), float(p)) for f, p in schedule]
+        self.schedule = [tuple(float(v) for v in step) for step in schedule]
         steps = self.schedule
+        if any(len(step) not in (2, 3) for step in steps):
+            raise ConfigurationError(f"schedule steps must be (fraction, factor[, sigma_fraction]), got {schedule!r}")
         if not steps or steps[0][0] != 0 or any(b[0] <= a[0] for a, b in zip(steps, steps[1:])):
             raise ConfigurationError(f"schedule must start at fraction 0 and increase strictly, got {schedule!r}")
         self.sigma_fraction = sigma_fraction
         self.concurrent = concurrent
         self.child_kwargs = dict(child_kwargs or {})
-        thresholds = [max(1, int(f * self.budget)) for f, _ in steps[1:]]
+        thresholds = [max(1, int(step[0] * self.budget)) for step in steps[1:]]
         super().__init__(*self._options(max_jobs), fcall_thresholds=thresholds)
 
     def _options(self, max_jobs: int) -> list[OptimizerOption]:
         options = []
-        for _, factor in self.schedule:
-            cls, kwargs = recommended_optimizer(self.box, max_jobs, factor, self.sigma_fraction, self.concurrent)
+        for step in self.schedule:
+            sigma = step[2] if len(step) == 3 else self.sigma_fraction
+            cls, kwargs = recommended_optimizer(self.box, max_jobs, step[1], sigma, self.concurrent)
             options.append(OptimizerOption(cls, {**kwargs, **self.child_kwargs}))
         return options
 
@@ -184,7 +192,9 @@ def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluat
 
     The other kinds are the alternatives the suite measured: 'best' stops a child whose best moved
     by less than 1 % over its last ``100 n`` evaluations, 'best|evaluations' either, 'none' no
-    stopper (False, setup()'s value for none). All are gated by ``MinFuncCalls(100 n)``.
+    stopper (False, setup()'s value for none), 'evaluations|basin' also stops a child whose best
+    point lies within ``BASIN_RADIUS`` of the diagonal of a better child's best (``BasinHeld``).
+    All are gated by ``MinFuncCalls(100 n)``.
     """
     n = len(_box(bounds))
     gate = MinFuncCalls(100 * n)
@@ -194,22 +204,25 @@ def recommended_stoppers(bounds: Sequence[Sequence[float]], kind: str = "evaluat
         return EvaluationsUnmoving(calls=10 * n, tol=1e-3) & gate
     if kind == "best|evaluations":
         return (BestUnmoving(calls=100 * n, tol=0.01) | EvaluationsUnmoving(calls=10 * n, tol=1e-3)) & gate
+    if kind == "evaluations|basin":
+        return (EvaluationsUnmoving(calls=10 * n, tol=1e-3) | BasinHeld(bounds, BASIN_RADIUS)) & gate
     if kind == "none":
         return False  # setup()'s "no stoppers" (None there means the recommended ones)
     raise ConfigurationError(f"stoppers kind must be one of {_STOPPERS}, got {kind!r}")
 
 
 def recommended_generator(bounds: Sequence[Sequence[float]], max_func_calls: int | None = None,
-                          kind: str = "exploit", seed: Any = None) -> BaseGenerator:
+                          kind: str = "exploit", seed: Any = None, polish_after: float | None = None
+                          ) -> BaseGenerator:
     """``ExploitExploreGenerator(bounds, budget)`` (``kind='exploit'``).
 
     The alternatives measured: 'random' (RandomGenerator), 'incumbent' (IncumbentGenerator),
-    'basin' (BasinHoppingGenerator with its defaults).
+    'basin' (BasinHoppingGenerator with its defaults). ``polish_after`` is the exploit kind's.
     """
     box = _box(bounds)
     budget = default_budget(len(box)) if max_func_calls is None else int(max_func_calls)
     if kind == "exploit":
-        return ExploitExploreGenerator(box, budget, seed=seed)
+        return ExploitExploreGenerator(box, budget, seed=seed, polish_after=polish_after)
     if kind == "random":
         return RandomGenerator(box, seed=seed)
     if kind == "incumbent":
@@ -233,24 +246,39 @@ def recommended_configuration(bounds: Sequence[Sequence[float]], max_jobs: int, 
                               target: float | None = None, seed: Any = None, *,
                               schedule: Sequence[Sequence[float]] = POPULATION_SCHEDULE,
                               sigma_fraction: float = SIGMA_FRACTION, concurrent: int | None = None,
-                              stoppers: str = "evaluations", generator: str = "exploit", share: bool = False
-                              ) -> dict[str, Any]:
+                              stoppers: str = "evaluations", generator: str = "exploit", share: bool = False,
+                              polish: Sequence[float] | None = None) -> dict[str, Any]:
     """Every recommended component, as keyword arguments of ``GloMPOManager.setup``.
 
     Returns ``opt_selector``, ``stoppers``, ``x0_generator``, ``exit_conditions``,
     ``share_best_solutions`` and ``stopcheck_interval``. The keyword-only overrides reproduce
     the alternatives of docs/benchmarks.md; ``share=True`` also makes the children put the shared
-    incumbent into their next population (``force_injects``).
+    incumbent into their next population (``force_injects``). ``polish=(fraction, sigma_fraction)``
+    appends a schedule step from ``fraction`` of the budget: cma's default population with that
+    ``sigma_fraction``, started at the incumbent (the exploit generator's ``polish_after``); the
+    child then running is stopped (``PolishDue``, with ``apply_stoppers_to_best``).
     """
     box = _box(bounds)
     n = len(box)
     budget = default_budget(n) if max_func_calls is None else int(max_func_calls)
+    polish_after = None
+    if polish is not None:
+        polish_after, polish_sigma = (float(v) for v in polish)
+        schedule = [*schedule, (polish_after, 1, polish_sigma)]
     selector = PopulationScheduleSelector(box, max_jobs, budget, schedule, sigma_fraction, concurrent,
                                           child_kwargs={"force_injects": True} if share else None)
+    stopper = recommended_stoppers(box, stoppers)
+    extra: dict[str, Any] = {}
+    if polish_after is not None:
+        # The child running at the polishing point (often the best) is stopped to free the slots.
+        due = PolishDue(max(1, int(polish_after * budget)))
+        stopper = due if stopper is False else (NotBest() & stopper) | due
+        extra["apply_stoppers_to_best"] = True
     return {
+        **extra,
         "opt_selector": selector,
-        "stoppers": recommended_stoppers(box, stoppers),
-        "x0_generator": recommended_generator(box, budget, generator, seed),
+        "stoppers": stopper,
+        "x0_generator": recommended_generator(box, budget, generator, seed, polish_after),
         "exit_conditions": recommended_exit_conditions(n, budget, target),
         "share_best_solutions": bool(share),
         "stopcheck_interval": 10 * n,

@@ -183,15 +183,25 @@ class ExploitExploreGenerator(_BoxGenerator):
         max_func_calls: Evaluations at which alpha reaches 1 (usually the run's budget).
         focus: Exponent shaping alpha over the run (> 0).
         seed: See :class:`BaseGenerator`.
+        polish_after: None, or a fraction of ``max_func_calls`` in (0, 1] from which every point is
+            the best point in the log (the incumbent) itself, for children meant to polish it.
     """
 
     _shown = ("max_func_calls", "focus")
 
     def __init__(self, bounds: Sequence[tuple[float, float]], max_func_calls: int, focus: float = 1,
-                 seed: SeedLike = None):
+                 seed: SeedLike = None, polish_after: float | None = None):
         super().__init__(bounds, seed)
         self.max_func_calls = _number(max_func_calls, "max_func_calls", integer=True)
         self.focus = _number(focus, "focus")
+        self.polish_after = None if polish_after is None else _number(polish_after, "polish_after", 0, 1,
+                                                                      hi_incl=True)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if self.polish_after is None else f"{text[:-1]}, polish_after={self.polish_after!r})"
+
+    __repr__ = __str__
 
     def alpha(self, f_counter: int) -> float:
         """Exploitation weight after ``f_counter`` evaluations."""
@@ -204,6 +214,9 @@ class ExploitExploreGenerator(_BoxGenerator):
         if alpha == 0 or not bests:
             return x_random
         bests.sort(key=lambda b: b[1])
+        if self.polish_after is not None and manager.f_counter >= self.polish_after * self.max_func_calls:
+            self.logger.debug("polishing the incumbent of optimizer %d (fx=%.6g)", bests[0][2], bests[0][1])
+            return np.clip(bests[0][0], self.bounds[:, 0], self.bounds[:, 1])
         weights = np.arange(len(bests), 0, -1, dtype=float)
         chosen = bests[self.rng.choice(len(bests), p=weights / weights.sum())]
         self.logger.debug("exploit/explore: alpha=%.3g around optimizer %d (fx=%.6g)", alpha, chosen[2], chosen[1])

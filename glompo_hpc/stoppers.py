@@ -31,7 +31,7 @@ from .errors import ConfigurationError
 __all__ = (
     "BaseStopper", "AndStopper", "OrStopper",
     "BestUnmoving", "EvaluationsUnmoving", "LastPointsInvalid", "MinFuncCalls", "ParameterDistance",
-    "StepSize", "TimeAnnealing", "ValueAnnealing", "TypeHunter",
+    "StepSize", "TimeAnnealing", "ValueAnnealing", "TypeHunter", "BasinHeld", "NotBest", "PolishDue",
     "BestFunctionValueUnmoving", "CurrentFunctionValueUnmoving", "MaxSequentialInvalidPoints",
     "TypeStopper",
 )
@@ -316,6 +316,72 @@ class TypeHunter(BaseStopper):
         if self.opt_path is not None:
             return self.opt_path in record.opt_lineage
         return any(path.rpartition(":")[2].rpartition(".")[2] == self.opt_class for path in record.opt_lineage)
+
+
+class BasinHeld(BaseStopper):
+    """Stops an optimizer that has settled where another already holds a better value.
+
+    True when the tested optimizer's best point lies within ``relative_distance`` x (length of the
+    diagonal of the bounds box) of the best point of another optimizer in the log (finished ones
+    included) whose best value is lower: the tested one is refining a basin already explored,
+    to a value no better than what was found there. Unlike :class:`ParameterDistance` (last
+    points), best points are compared, so an optimizer merely passing by a good region is spared,
+    and only a better holder counts. Combine it with a convergence test, e.g.
+    ``BasinHeld(bounds, 0.05) & EvaluationsUnmoving(10 * n, 0.01)``. Costs O(optimizers).
+
+    Args:
+        bounds: (min, max) of every parameter.
+        relative_distance: Fraction of the diagonal (> 0).
+    """
+
+    def __init__(self, bounds: Sequence[Sequence[float]], relative_distance: float):
+        self.bounds, self._diagonal = _check_bounds(bounds)
+        self.relative_distance = check_real("relative_distance", relative_distance, minimum=0, inclusive=False)
+
+    def __call__(self, log: OptimizerLog, best_opt_id: int, tested_opt_id: int) -> bool:
+        _check_dimension(self, log, len(self.bounds))
+        x_tested, f_tested, _ = log.best(tested_opt_id)
+        if x_tested is None or not math.isfinite(f_tested):
+            return False
+        limit = self.relative_distance * self._diagonal
+        for other in log.opt_ids:
+            if other == tested_opt_id:
+                continue
+            x_other, f_other, _ = log.best(other)
+            if x_other is not None and f_other < f_tested and float(np.linalg.norm(x_other - x_tested)) <= limit:
+                self.logger.debug("optimizer %d (%.6g) settled within %.3g of optimizer %d (%.6g)",
+                                  tested_opt_id, f_tested, limit, other, f_other)
+                return True
+        return False
+
+
+class NotBest(BaseStopper):
+    """True unless the tested optimizer holds the best value; ``NotBest() & s`` spares the best from
+    ``s`` when the manager applies stoppers to the best (``apply_stoppers_to_best=True``)."""
+
+    def __call__(self, log: OptimizerLog, best_opt_id: int, tested_opt_id: int) -> bool:
+        return tested_opt_id != best_opt_id
+
+
+class PolishDue(BaseStopper):
+    """Stops every optimizer started before the run made ``calls`` evaluations, once it has.
+
+    Frees the slots late in a run for children that polish the incumbent (see
+    ``ExploitExploreGenerator(polish_after=...)``); to stop the best optimizer too, the manager
+    needs ``apply_stoppers_to_best=True``. An optimizer started at or after that point is never
+    stopped by it.
+
+    Args:
+        calls: Evaluations of the whole run (all optimizers) from which it applies (>= 1).
+    """
+
+    def __init__(self, calls: int):
+        self.calls = check_int("calls", calls, 1)
+
+    def __call__(self, log: OptimizerLog, best_opt_id: int, tested_opt_id: int) -> bool:
+        made = len(log)
+        # More evaluations than were made since the threshold: some came before it.
+        return made >= self.calls and log.n_evals(tested_opt_id) > made - self.calls
 
 
 # Names used by the GloMPO/ParAMS documentation.

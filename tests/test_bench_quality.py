@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 
 from bench.quality import __main__ as cli
-from bench.quality import problems, report, runner
+from bench.quality import hardreport, ngopt, problems, report, runner
 from bench.quality.contenders import CONTENDERS, BudgetSpent, Recorder, SeededSelector, run_contender
 from glompo_hpc import (CMAOptimizer, ConfigurationError, CycleSelector, GloMPOManager, MaxFuncCalls, TargetCost,
                         defaults)
 from glompo_hpc.tasks.functions import Rastrigin
 
+#: The module's runs are whole benchmark runs (NGOpt among them): minutes on a loaded machine.
+pytestmark = pytest.mark.timeout(600)
+
 PROBLEMS = "rastrigin-10,rosenbrock-10"
+DEFAULTS = cli.DEFAULT_CONTENDERS.split(",")  # every contender but the CycleSelector pair
 SEEDS = 2
 
 
@@ -42,7 +46,8 @@ def test_quick_mode_writes_every_output(quick_run):
 def test_one_row_per_problem_contender_and_seed(quick_run):
     rows = runner.read_csv(quick_run / "results.csv")
     n_problems = len(PROBLEMS.split(","))
-    assert len(rows) == n_problems * len(CONTENDERS) * SEEDS
+    assert set(DEFAULTS) == set(CONTENDERS) - {"cycle", "cycle-unmanaged"} and "ngopt" in DEFAULTS
+    assert len(rows) == n_problems * len(DEFAULTS) * SEEDS
     keys = {(r.problem, r.contender, r.seed) for r in rows}
     assert len(keys) == len(rows)
     with open(quick_run / "results.csv", newline="") as fh:
@@ -72,13 +77,13 @@ def test_traces_match_the_rows(quick_run):
         runs = traces[r.problem][r.contender]
         assert len(runs) == SEEDS
     for p, entry in traces.items():
-        for c in CONTENDERS:
+        for c in DEFAULTS:
             for t in entry[c]:
                 values = np.array([np.inf if v is None else v for v in t])
                 assert np.all(np.diff(values) <= 0)  # best so far never rises
         best = {(r.contender, r.seed): r.best_fx for r in rows if r.problem == p}
         seeds = sorted({s for _, s in best})
-        for c in CONTENDERS:
+        for c in DEFAULTS:
             assert [t[-1] for t in entry[c]] == pytest.approx([best[(c, s)] for s in seeds], rel=1e-5)  # 6 digits
 
 
@@ -94,7 +99,7 @@ def test_expensive_mode_spreads_evaluations_over_the_slots(tmp_path):
                      "--delay", "0.0005", "--out", str(tmp_path), "--quiet"])
     assert code == 0
     rows = runner.read_csv(tmp_path / "results.csv")
-    assert sorted(r.contender for r in rows) == sorted(CONTENDERS)
+    assert sorted(r.contender for r in rows) == sorted(DEFAULTS)
     assert all(r.delay == 0.0005 and 1 <= r.evals <= r.budget == 200 for r in rows)
     assert "slot use" in (tmp_path / "table.md").read_text()
 
@@ -232,3 +237,77 @@ def test_contenders_without_stoppers_really_run_without(monkeypatch, contender, 
     run_contender(contender, task, task, task.bounds, 300, 0.0, 1e-8, seed=1, slots=2, glompo_options=variant)
     stoppers = built[0].stoppers
     assert (stoppers is None) if stopped_by is None else (type(next(iter(stoppers))).__name__ == stopped_by)
+
+
+# ------------------------------------------------------------ hard mode, peers and polishing (issue 14)
+
+def test_hard_quick_mode_reports_precision_pairs_and_ecdf(tmp_path):
+    code = cli.main(["--mode", "hard-quick", "--seeds", "1", "--budget-scale", "0.3",
+                     "--contenders", "glompo,bipop,ngopt,cycle", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    rows = runner.read_csv(tmp_path / "results.csv")
+    assert {hardreport.group_of(r.problem) for r in rows} == {
+        "schaffers-10", "lunacek-10", "composition-10", "rastrigin-rot-10"}
+    assert sorted({r.contender for r in rows}) == ["bipop", "cycle", "glompo", "ngopt"]
+    assert all(r.f_star == 0 and r.tol == problems.HARD_TOL and 1 <= r.evals <= r.budget == 600 for r in rows)
+    table = (tmp_path / "table.md").read_text()
+    assert "| group | glompo | bipop | ngopt | cycle |" in table and "| vs bipop |" in table
+    assert (tmp_path / "ecdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hard_landscapes_have_their_minimum_where_they_say():
+    for problem in problems.suite("hard-quick"):
+        f = problem.build()
+        assert f(f.min_x) == pytest.approx(0.0, abs=1e-12), problem.name
+        points = np.random.default_rng(1).uniform(-5, 5, (50, problem.dims))
+        assert min(f(x) for x in points) > 1e-3, problem.name
+    one, two = (problems.hard((10,), 2)[i].build() for i in (0, 1))  # schaffers instances 1 and 2
+    assert not np.allclose(one.min_x, two.min_x)
+
+
+def test_runtimes_to_the_target_ladder_come_from_the_traces():
+    grid = np.array([1, 10, 100])
+    hits = hardreport._runtimes([50.0, 0.5, 1e-9], grid, 0.0)
+    assert hits[0] == 1 and hits[hardreport.SOLVED_INDEX] == 100 and hits[-1] == 100  # 1e2, 1e-2, 1e-8
+    assert np.isinf(hardreport._runtimes([50.0, 50.0, None], grid, 0.0)[10]).all()  # 10^0 never reached
+
+
+def test_ngopt_runs_past_the_metamodel_under_numpy_2():
+    """nevergrad 1.0.12's metamodel calls float() of a one-element array, which numpy 2 refuses;
+    ngopt.patch_metamodel keeps NGOpt running through its metamodel proposals."""
+    from nevergrad.optimization import optimizerlib
+
+    calls = []
+    ngopt.patch_metamodel()
+    patched = optimizerlib.learn_on_k_best
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return patched(*args, **kwargs)
+
+    class Spent(Exception):
+        pass
+
+    evaluations = []
+
+    def sphere(x):
+        if len(evaluations) >= 600:
+            raise Spent
+        evaluations.append(1)
+        return float(np.sum(np.square(x)) + 1)
+
+    try:
+        optimizerlib.learn_on_k_best = counting
+        ngopt.run(sphere, np.array([[-5.0, 5.0]] * 10), 20_000, 4, 1, Spent, parallel=False)
+    finally:
+        optimizerlib.learn_on_k_best = patched
+    assert calls and len(evaluations) == 600  # the metamodel was used, and the run went on to the cut
+
+
+def test_polish_configuration_stops_the_running_child_and_starts_at_the_incumbent():
+    config = defaults.recommended_configuration([(-5.0, 5.0)] * 4, 4, 1000, polish=(0.9, 0.01))
+    assert config["apply_stoppers_to_best"] is True
+    assert str(config["stoppers"]).endswith("| PolishDue(calls=900)")
+    last = config["opt_selector"].options[-1].init_kwargs
+    assert last["sigma0"] == pytest.approx(0.1) and config["opt_selector"].fcall_thresholds[-1] == 900
+    assert config["x0_generator"].polish_after == 0.9

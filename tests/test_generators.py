@@ -267,3 +267,16 @@ def test_validation_names_bad_value(build, fragment):
     with pytest.raises(ConfigurationError) as info:
         build()
     assert fragment in str(info.value)
+
+
+def test_exploit_explore_polishes_the_incumbent_after_its_point():
+    gen = ExploitExploreGenerator(BOUNDS, max_func_calls=100, seed=6, polish_after=0.9)
+    m = make_manager(f_counter=80)
+    add_result(m, 1, [0.5, 5, -3], 1.0)
+    add_result(m, 2, [-0.5, 1, -4], 2.0)
+    assert len({tuple(gen.generate(m)) for _ in range(20)}) == 20  # before 90 %: blends, all different
+    m.f_counter = 90
+    assert {tuple(gen.generate(m)) for _ in range(20)} == {(0.5, 5.0, -3.0)}  # the best optimizer's best
+    assert str(gen) == "ExploitExploreGenerator(max_func_calls=100, focus=1.0, polish_after=0.9)"
+    with pytest.raises(ConfigurationError, match="polish_after"):
+        ExploitExploreGenerator(BOUNDS, 100, polish_after=1.5)

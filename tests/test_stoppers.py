@@ -252,3 +252,42 @@ def test_str_shows_settings():
 def test_validation_names_the_bad_value(make, bad):
     with pytest.raises(ConfigurationError, match=bad):
         make()
+
+
+# ------------------------------------------------------------ basin and polishing (issue 14)
+
+def test_basin_held_stops_a_worse_optimizer_settled_near_a_better_best():
+    log = OptimizerLog(2)
+    feed(log, BEST, [1.0], x=[[0.0, 0.0]])
+    feed(log, TESTED, [5.0, 3.0], x=[[9.0, 9.0], [0.5, 0.0]])  # its best (3.0) sits 0.5 from BEST's (1.0)
+    stopper = st.BasinHeld([(-10, 10), (-10, 10)], relative_distance=0.05)  # limit 0.05 * 28.3 = 1.41
+    assert judge(stopper, log) is True
+    assert judge(st.BasinHeld([(-10, 10), (-10, 10)], relative_distance=0.01), log) is False  # limit 0.28
+
+
+def test_basin_held_spares_the_better_and_the_distant():
+    log = OptimizerLog(2)
+    feed(log, BEST, [1.0], x=[[0.0, 0.0]])
+    feed(log, TESTED, [0.5], x=[[0.1, 0.0]])  # better than its neighbour: it holds the basin
+    feed(log, OTHER, [2.0], x=[[8.0, 8.0]])  # worse, but far from every better best
+    stopper = st.BasinHeld([(-10, 10), (-10, 10)], relative_distance=0.05)
+    assert judge(stopper, log) is False
+    assert judge(stopper, log, tested=OTHER) is False
+    assert judge(stopper, log, tested=BEST) is True  # finished or not, TESTED's better best counts
+
+
+def test_polish_due_stops_only_optimizers_started_before_the_point():
+    log = OptimizerLog(1)
+    feed(log, BEST, [3.0] * 6)
+    due = st.PolishDue(calls=8)
+    assert judge(due, log, tested=BEST) is False  # 6 evaluations made: not yet
+    feed(log, TESTED, [2.0] * 4)  # evaluations 7-10: TESTED started before the point
+    assert judge(due, log, tested=BEST) is True and judge(due, log) is True
+    feed(log, OTHER, [1.0] * 2)  # started after the point (log held 10 >= 8): a polishing child
+    assert judge(due, log, tested=OTHER) is False
+
+
+def test_not_best_spares_the_best():
+    log = log_with([2.0])
+    assert judge(st.NotBest(), log) is True and judge(st.NotBest(), log, tested=BEST) is False
+    assert judge(st.NotBest() & MinFuncCalls(1), log, tested=BEST) is False

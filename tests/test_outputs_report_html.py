@@ -77,6 +77,7 @@ def test_report_of_a_requeued_run_renders_sorts_zooms_offline(browser, requeued,
         # the exact counts: the table's evaluations add up to the run's
         assert sum(evals) == int(page.text_content("#outcome dd:nth-of-type(5)").replace(",", ""))
         # zoom: a drag over the best-so-far plot narrows its x range; double-click restores it
+        page.locator("#best-chart").scroll_into_view_if_needed()  # the clicks above scrolled to the table
         box = page.locator("#best-chart").bounding_box()
         full = page.get_attribute("#best-chart", "data-view")
         page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] / 2)
@@ -107,6 +108,7 @@ def test_hover_shows_the_value_under_the_pointer(browser, requeued, tmp_path):
     assert cli("report", requeued, "-o", out).returncode == 0
     page, errors, _ = open_report(browser, out)
     try:
+        page.locator("#best-chart").scroll_into_view_if_needed()
         # the pointer on the last point of the best-so-far curve (its screen position from the chart itself)
         x, y = page.evaluate("""() => { const c = window.glompoReport.charts.best, s = c.series[0], i = s.x.length - 1;
             const r = c.canvas.getBoundingClientRect();

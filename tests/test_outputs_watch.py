@@ -57,10 +57,14 @@ class Tmux:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p")
 
+    def screen_when(self, condition, what: str) -> str:
+        """The screen, once ``condition(screen)`` holds (waiting for the view to redraw)."""
+        return wait_for(lambda: (lambda s: s if condition(s) else None)(self.screen()), what)
+
     def dead(self) -> int | None:
         """The command's exit status once it has ended, else None."""
-        dead, status = self._tmux("display-message", "-p", "#{pane_dead} #{pane_dead_status}").split()
-        return int(status) if dead == "1" else None
+        fields = self._tmux("display-message", "-p", "#{pane_dead} #{pane_dead_status}").split()
+        return int(fields[1]) if fields[0] == "1" else None  # no status while it runs
 
     def keys(self, *keys: str) -> None:
         self._tmux("send-keys", *keys)
@@ -82,13 +86,12 @@ def test_live_view_in_tmux_follows_a_running_run_to_its_end(tmp_path):
     wait_for(lambda: log.is_file(), "the run's log")
     tmux = Tmux([sys.executable, "-m", "glompo_hpc", "watch", "run", "--interval", "0.3"], tmp_path)
     try:
-        first = wait_for(lambda: (s := tmux.screen()) if "glompo-hpc watch" in s and _evaluations(s) is not None
-                         else None, "the first screen")
+        first = tmux.screen_when(lambda s: "glompo-hpc watch" in s and _evaluations(s) is not None, "the first screen")
         assert "state: running" in first, first
         assert all(len(line) <= 80 for line in first.splitlines())
         # refreshes while the run writes: the count on the screen grows (each flush is a file event)
-        grown = wait_for(lambda: (s := tmux.screen()) if (_evaluations(s) or 0) > _evaluations(first) else None,
-                         "a refresh showing more evaluations")
+        grown = tmux.screen_when(lambda s: (_evaluations(s) or 0) > _evaluations(first),
+                                 "a refresh showing more evaluations")
         assert "id" in grown and "alive" in grown
         writer.communicate(timeout=EVENT_WAIT)
         assert writer.returncode == 0

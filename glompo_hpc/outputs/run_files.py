@@ -66,13 +66,14 @@ class RunFiles:
 
     @property
     def running(self) -> bool:
-        """True while the log says a session is running and its writer is not known dead."""
-        return self.attrs.get("state") == "running" and not writer_gone(self.attrs)
+        """True while the log says a session is running (or has no state yet: it was just created,
+        before its first flush) and its writer is not known dead."""
+        return self.attrs.get("state", "running") == "running" and not writer_gone(self.attrs)
 
     @property
     def state_text(self) -> str:
         """'running', or how the run ended (with the exit reason), or that its writer died."""
-        state = str(self.attrs.get("state", "?"))
+        state = str(self.attrs.get("state", "running"))
         if state == "running":
             return "running" if self.running else "not running: the writer ended without closing the log (killed?)"
         reason = self.attrs.get("exit_reason")

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from .read_log import OptimizerData
-from .run_files import RunFiles
+from .run_files import RunFiles, downsample
 
 __all__ = ("report_html", "write_report", "TOTAL_POINTS")
 
 TOTAL_POINTS = 60_000  # trajectory points in the page over all optimizers
+MAX_POINTS = 600  # per optimizer (the min and max of each of 300 buckets)
 MIN_POINTS = 40  # per optimizer, however many there are
 
 
@@ -39,11 +40,7 @@ def _num(v: Any) -> float | None:
 
 
 def _optimizer(o: OptimizerData, run: RunFiles, points: int) -> dict[str, Any]:
-    from .run_files import downsample
-
-    ids, fx = run.trajectories.get(o.opt_id, (np.empty(0), np.empty(0)))
-    if len(fx) > points:
-        ids, fx = downsample(ids, fx, points)
+    ids, fx = downsample(o.data["call_id"], o.data["fx"], points)
     return {"id": o.opt_id, "type": o.opt_type, "state": o.category, "best": _num(o.best_fx), "evals": o.rows,
             "t_start": _num(o.t_start), "t_end": _num(o.t_end), "end": o.end_cond,
             "stopper": run.stop_reasons.get(o.opt_id, ""), "x": ids.tolist(), "y": [float(v) for v in fx]}
@@ -79,7 +76,7 @@ def _outcome(run: RunFiles) -> list[tuple[str, str]]:
 def report_data(run: RunFiles) -> dict[str, Any]:
     """Everything the page shows, as plain JSON-able data."""
     n = max(len(run.optimizers), 1)
-    points = max(MIN_POINTS, TOTAL_POINTS // n)
+    points = min(MAX_POINTS, max(MIN_POINTS, TOTAL_POINTS // n))
     ids, best = run.best_trajectory
     return {"title": run.workdir.resolve().name, "workdir": str(run.workdir.resolve()),
             "generated": datetime.fromtimestamp(run.read_at).isoformat(timespec="seconds"),

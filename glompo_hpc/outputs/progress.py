@@ -188,7 +188,14 @@ def _panel(s: ProgressSnapshot, h: _History) -> Any:
 
 
 def _resolve(mode: ProgressMode | str, stream: TextIO) -> ProgressMode:
-    mode = ProgressMode(os.environ.get("GLOMPO_HPC_PROGRESS", ProgressMode(mode).value).lower())
+    mode = ProgressMode(mode)
+    wanted = os.environ.get("GLOMPO_HPC_PROGRESS", "").strip().lower()
+    if wanted:
+        try:
+            mode = ProgressMode(wanted)
+        except ValueError:  # a typo in the environment must not stop a run
+            logger.warning("GLOMPO_HPC_PROGRESS=%r is not one of %s: ignored", wanted,
+                           ", ".join(m.value for m in ProgressMode))
     if mode is ProgressMode.AUTO:
         return ProgressMode.LIVE if stream.isatty() else ProgressMode.LINES
     return mode

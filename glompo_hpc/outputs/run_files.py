@@ -6,7 +6,7 @@ checkpoint files' names and times. Nothing in the run's directory is written or 
 writing, so a running manager is never blocked (a read takes the shared ``flock`` for the
 milliseconds it lasts; a flush waiting longer goes ahead unlocked, see ``hdf5_log``).
 
-Trajectories are cut for display (:func:`downsample`); every number in the tables is exact.
+Trajectories are cut for display by :func:`downsample`; every number in the tables is exact.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import numpy as np
 import yaml
 
 from ..core.paths import RunPaths
-from .read_log import LogFormatError, OptimizerData, read_log
+from .read_log import LogData, LogFormatError, OptimizerData, optimizer_groups, read_open_log, with_log_file
 
-__all__ = ("RunFiles", "Checkpoint", "NotARun", "read_run", "downsample", "best_so_far", "STOP_PREFIX")
+__all__ = ("RunFiles", "Checkpoint", "NotARun", "RunReader", "read_run", "downsample", "best_so_far", "STOP_PREFIX")
 
 STOP_PREFIX = "Stopped by manager: "  # core/session.py's message when a stopper ends an optimizer
-TRAJECTORY_POINTS = 600  # per optimizer, for display (min and max of each bucket are kept)
 
 
 class NotARun(ValueError):
@@ -52,7 +51,6 @@ class RunFiles:
     workdir: Path
     attrs: dict[str, Any]
     optimizers: list[OptimizerData]
-    trajectories: dict[int, tuple[np.ndarray, np.ndarray]]  # opt_id: (call ids, fx), downsampled
     best_trajectory: tuple[np.ndarray, np.ndarray]  # (call id, best fx so far) at each improvement
     stop_reasons: dict[int, str]  # opt_id: the stopper text that ended it
     checkpoints: list[Checkpoint]
@@ -93,35 +91,71 @@ def writer_gone(attrs: dict[str, Any]) -> bool:
     return False
 
 
-def read_run(workdir: str | Path, points: int = TRAJECTORY_POINTS) -> RunFiles:
-    """Read the run in ``workdir``.
+def read_run(workdir: str | Path) -> RunFiles:
+    """Read the run in ``workdir`` once (see :class:`RunReader`)."""
+    return RunReader(workdir).read()
 
-    Raises:
-        NotARun: no such directory, no log (``summary_files`` below 3), or a file that is not a
-            glompo_hpc log or cannot be read (damaged).
+
+Columns = dict[int, tuple[np.ndarray, np.ndarray]]  # opt_id: (call ids, fx) read so far
+
+
+class RunReader:
+    """Reads a run again and again (``watch``), fetching only the rows each optimizer gained since
+    the last read, so a refresh holds the log's shared lock for milliseconds even at 10^6 rows.
+
+    Args:
+        workdir: The run's working directory.
     """
-    workdir = Path(workdir)
-    if not workdir.is_dir():
-        raise NotARun(f"no such directory: {str(workdir)!r}")
-    paths = RunPaths(workdir)
-    if not paths.hdf5_log.is_file():
-        if paths.summary.is_file():
-            raise NotARun(f"{str(workdir)!r} has no {paths.hdf5_log.name}: this run was made with summary_files below "
-                          f"3 (watch and report read the HDF5 log); 'glompo-hpc summary' reads what it has")
-        raise NotARun(f"{str(workdir)!r} is not a glompo_hpc run: it holds no {paths.hdf5_log.name}")
-    try:
-        log = read_log(paths.hdf5_log, columns=("call_id", "fx", "messages"))
-    except LogFormatError as e:
-        raise NotARun(str(e)) from None
-    except OSError as e:
-        raise NotARun(f"cannot read {str(paths.hdf5_log)!r} (damaged?): {e}") from None
-    attrs, optimizers = log.attrs, log.optimizers
-    summary = _summary(paths.summary)
-    trajectories = {o.opt_id: downsample(o.data["call_id"], o.data["fx"], points) for o in optimizers}
-    return RunFiles(workdir=workdir, attrs=attrs, optimizers=optimizers, trajectories=trajectories,
-                    best_trajectory=best_so_far(optimizers), stop_reasons=_stop_reasons(optimizers),
-                    checkpoints=_checkpoints(workdir, attrs, summary), session_starts=_session_starts(attrs, summary),
-                    summary=summary, read_at=time.time())
+
+    def __init__(self, workdir: str | Path):
+        self.workdir = Path(workdir)
+        self._columns: Columns = {}
+
+    def read(self) -> RunFiles:
+        """The run as its files say now.
+
+        Raises:
+            NotARun: no such directory, no log (``summary_files`` below 3), or a file that is not
+                a glompo_hpc log or cannot be read (damaged).
+        """
+        workdir, paths = self.workdir, RunPaths(self.workdir)
+        if not workdir.is_dir():
+            raise NotARun(f"no such directory: {str(workdir)!r}")
+        if not paths.hdf5_log.is_file():
+            if paths.summary.is_file():
+                raise NotARun(f"{str(workdir)!r} has no {paths.hdf5_log.name}: this run was made with summary_files "
+                              "below 3 (watch and report read the HDF5 log); 'glompo-hpc summary' reads what it has")
+            raise NotARun(f"{str(workdir)!r} is not a glompo_hpc run: it holds no {paths.hdf5_log.name}")
+        try:
+            log, self._columns = with_log_file(paths.hdf5_log, self._read_new_rows)
+        except LogFormatError as e:
+            raise NotARun(str(e)) from None
+        except OSError as e:
+            raise NotARun(f"cannot read {str(paths.hdf5_log)!r} (damaged?): {e}") from None
+        attrs, optimizers = log.attrs, log.optimizers
+        for opt in optimizers:
+            opt.data["call_id"], opt.data["fx"] = self._columns[opt.opt_id]
+        summary = _summary(paths.summary)
+        return RunFiles(workdir=workdir, attrs=attrs, optimizers=optimizers,
+                        best_trajectory=best_so_far(optimizers), stop_reasons=_stop_reasons(optimizers),
+                        checkpoints=_checkpoints(workdir, attrs, summary),
+                        session_starts=_session_starts(attrs, summary), summary=summary, read_at=time.time())
+
+    def _read_new_rows(self, f: Any) -> tuple[LogData, Columns]:
+        """Inside the log's lock: attributes, messages, and the rows not read before. A group with
+        fewer rows than read before was rolled back by a resume: it is read again from the start."""
+        log = read_open_log(f, ("messages",))
+        columns: Columns = {}
+        for group in optimizer_groups(f):
+            opt_id, rows = int(group.attrs["id"]), int(group.attrs["rows"])
+            ids, fx = self._columns.get(opt_id, (np.empty(0, dtype=np.int64), np.empty(0)))
+            if len(fx) > rows:
+                ids, fx = ids[:0], fx[:0]
+            if rows > len(fx):
+                ids = np.concatenate([ids, group["call_id"][len(fx):rows]])
+                fx = np.concatenate([fx, group["fx"][len(fx):rows]])
+            columns[opt_id] = (ids, fx)
+        return log, columns
 
 
 def _stop_reasons(optimizers: list[OptimizerData]) -> dict[int, str]:
@@ -188,13 +222,15 @@ def downsample(call_ids: np.ndarray, fx: np.ndarray, points: int) -> tuple[np.nd
     if n <= points:
         return call_ids, fx
     buckets = max(points // 2, 1)
-    edges = np.linspace(0, n, buckets + 1).astype(int)
-    picks = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi > lo:
-            part = fx[lo:hi]
-            picks += sorted({lo + int(np.argmin(part)), lo + int(np.argmax(part))})
-    index = np.asarray(picks)
+    size = -(-n // buckets)  # ceil: buckets of equal size, the last one padded
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = fx
+    grid = padded.reshape(buckets, size)
+    start = np.arange(buckets) * size
+    lows = start + np.argmin(np.where(np.isnan(grid), np.inf, grid), axis=1)
+    highs = start + np.argmax(np.where(np.isnan(grid), -np.inf, grid), axis=1)
+    index = np.unique(np.concatenate([lows, highs]))
+    index = index[index < n]
     return call_ids[index], fx[index]
 
 

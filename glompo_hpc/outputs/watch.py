@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .read_log import OptimizerData
-from .run_files import NotARun, RunFiles, read_run
+from .run_files import NotARun, RunFiles, RunReader
 
 __all__ = ("render_frame", "watch", "sparkline")
 
@@ -137,7 +137,8 @@ def watch(workdir: str | Path, interval: float = 2.0, once: bool = False, consol
 
     console = console or Console()
     width = min(console.width, 120)
-    run = read_run(workdir)  # a bad directory is an error before anything is drawn
+    reader = RunReader(workdir)
+    run = reader.read()  # a bad directory is an error before anything is drawn
     if once:
         console.print(render_frame(run, width))
         return 0
@@ -147,7 +148,7 @@ def watch(workdir: str | Path, interval: float = 2.0, once: bool = False, consol
             while run.running:
                 time.sleep(interval)
                 try:
-                    run, note = read_run(workdir), ""
+                    run, note = reader.read(), ""
                 except NotARun as e:  # removed, or unreadable for longer than the retries: say so, go on
                     note = f"cannot read the run now: {e}"
                 if run.read_at > previous.read_at:

@@ -63,8 +63,11 @@ class Tmux:
 
     def dead(self) -> int | None:
         """The command's exit status once it has ended, else None."""
-        fields = self._tmux("display-message", "-p", "#{pane_dead} #{pane_dead_status}").split()
-        return int(fields[1]) if fields[0] == "1" else None  # no status while it runs
+        fields = self._tmux("display-message", "-p", "#{pane_dead} #{pane_dead_status} #{pane_dead_signal}").split()
+        if fields[0] != "1":
+            return None
+        assert len(fields) == 2, f"killed by signal {fields[-1]}"  # a status, not a death by a signal
+        return int(fields[1])
 
     def keys(self, *keys: str) -> None:
         self._tmux("send-keys", *keys)

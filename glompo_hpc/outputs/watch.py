@@ -10,7 +10,8 @@ why each ended), stopper decisions, checkpoints and sessions (requeues).
 from __future__ import annotations
 
 import math
-import time
+import signal
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -143,10 +144,13 @@ def watch(workdir: str | Path, interval: float = 2.0, once: bool = False, consol
         console.print(render_frame(run, width))
         return 0
     previous, rate, note = run, None, ""
-    with Live(render_frame(run, width), console=console, auto_refresh=False, vertical_overflow="crop") as live:
-        try:
-            while run.running:
-                time.sleep(interval)
+    stop = threading.Event()
+    # Ctrl-C only sets a flag: a KeyboardInterrupt raised inside h5py or rich could end the
+    # process by the signal instead of cleanly, and the frame being read is finished first.
+    old_handler = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        with Live(render_frame(run, width), console=console, auto_refresh=False, vertical_overflow="crop") as live:
+            while run.running and not stop.wait(interval):
                 try:
                     run, note = reader.read(), ""
                 except NotARun as e:  # removed, or unreadable for longer than the retries: say so, go on
@@ -155,6 +159,6 @@ def watch(workdir: str | Path, interval: float = 2.0, once: bool = False, consol
                     rate = (run.evaluations - previous.evaluations) / (run.read_at - previous.read_at)
                     previous = run
                 live.update(render_frame(run, width, rate, note), refresh=True)
-        except KeyboardInterrupt:
-            pass
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
     return 0

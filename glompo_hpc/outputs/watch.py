@@ -1,7 +1,7 @@
 """``glompo-hpc watch RUN_DIR``: a live terminal view of a run another process is writing.
 
-Everything comes from the run's files (:func:`run_files.read_run`: read-only, under the log's
-shared lock for the milliseconds of a read), so it works from a login node while a SLURM job on
+Everything comes from the run's files (:class:`run_files.RunReader`: read-only, under the log's
+shared lock only while reading, new rows only), so it works from a login node while a SLURM job on
 other nodes runs, and never blocks or changes the run. One frame fits 80x24: state, evaluations
 and throughput, a sparkline of the best value so far, the optimizers (state, best, evaluations,
 why each ended), stopper decisions, checkpoints and sessions (requeues).

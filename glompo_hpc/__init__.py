@@ -20,6 +20,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".core.manager": ("GloMPOManager",),
     ".backends": ("mpi_workers",),
     ".checkpointing": ("CheckpointingControl",),
+    ".core.checkpoint_file": ("latest_checkpoint", "list_checkpoints"),
     ".core.optlog": ("OptimizerLog",),
     ".core.result": ("MinimizeResult", "Result"),
     ".errors": ("GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError"),

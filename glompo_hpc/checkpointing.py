@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .compat import Place, old_keywords
 from .errors import ConfigurationError
 
 __all__ = ("CheckpointingControl",)
 
+_COMPRESSED = (".gz", ".tgz", ".bz2", ".xz", ".zip")
 _TOKENS = ("date", "year", "yr", "month", "day", "time", "hour", "min", "sec", "count")
 
 
@@ -61,6 +63,9 @@ class CheckpointingControl:
         except (KeyError, ValueError) as e:
             raise ConfigurationError(f"naming_format {self.naming_format!r} has an unknown token: {e}; "
                                      f"valid tokens are {', '.join(_TOKENS)}") from None
+        if self.naming_format.lower().endswith(_COMPRESSED):
+            raise ConfigurationError(f"naming_format {self.naming_format!r} names a compressed archive, but "
+                                     "checkpoints are uncompressed tar files: end it with '.tar' or with no extension")
         self.checkpointing_dir = Path(self.checkpointing_dir)
 
     def get_name(self, now: datetime | None = None) -> str:
@@ -73,4 +78,11 @@ class CheckpointingControl:
         fmt = self.naming_format
         for token in fields:
             fmt = fmt.replace(f"%({token})", f"%({token})s")
-        return fmt % fields
+        name = fmt % fields
+        # the checkpointer appends '.tar': a format that ends with it already is honoured as written
+        return name[:-len(".tar")] if name.endswith(".tar") else name
+
+
+# GloMPO 3.1's checkpoint_iter_frequency / checkpoint_time_frequency (glompo_hpc/compat/table.py)
+CheckpointingControl.__init__ = old_keywords(Place.CHECKPOINTING_CONTROL,  # type: ignore[method-assign]
+                                             "CheckpointingControl()")(CheckpointingControl.__init__)

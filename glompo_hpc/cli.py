@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__
-from .errors import CheckpointError, ConfigurationError
+from .errors import CheckpointError, ConfigurationError, TaskNotRestored
 
 # This module imports nothing heavy (numpy, the job machinery) at import time: `python -m glompo_hpc`
 # must reach main(), which handles SIGTERM/SIGUSR2, within milliseconds, not after the seconds
@@ -41,12 +42,17 @@ PROG = "glompo-hpc"
 DEFAULT_COMMAND = "run"
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what `cat` or `grep` return when the reader has gone
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 class CliError(Exception):
     """A user error with a ready message; ``main`` prints it as one line and exits 2."""
+
+
+class OtherRankError(CliError):
+    """An error every MPI rank meets alike: rank 0 prints it, the others exit 2 without repeating it."""
 
 
 class SignalExit(Exception):
@@ -97,7 +103,7 @@ def _positive_int(text: str) -> int:
 
 
 def _add_job_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job", metavar="JOB.yaml", help="the job file (see glompo_hpc/jobfile/schema.py)")
+    parser.add_argument("job", metavar="JOB.yaml", help="the job file (its keys: docs/jobfile.md)")
 
 
 def _load(path: str, overrides: dict[str, Any] | None = None) -> Any:
@@ -161,13 +167,15 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     _add_job_argument(parser)
     over = parser.add_argument_group("overrides of the job file's manager settings")
     over.add_argument("--working-dir", metavar="DIR",
-                      help="directory for the outputs (relative to the current directory)")
+                      help="directory for the outputs (relative to the current directory; default: the job "
+                           "file's manager.working_dir, else <job file name>_run beside the job file)")
     over.add_argument("--overwrite", action="store_true", help="delete results of an earlier run in the working dir")
     over.add_argument("--backend", choices=("threads", "processes", "processes_forced", "mpi"),
                       help="how optimizers run in parallel")
     over.add_argument("--max-jobs", type=_positive_int, metavar="N", help="slots for the optimizers")
     over.add_argument("--summary-files", type=int, choices=range(4), metavar="{0,1,2,3}",
-                      help="outputs to write: 0 none, 1 YAML summary, 2 + plots, 3 + HDF5 log")
+                      help="outputs to write: 0 none, 1 YAML summary, 2 + plots, 3 + HDF5 log "
+                           "(default: the job file's manager.summary_files, else 3)")
     out = parser.add_argument_group("output")
     levels = out.add_mutually_exclusive_group()
     levels.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
@@ -198,8 +206,7 @@ def _format_result(result: Any) -> str:
     x = "none" if result.x is None else np.array2string(np.asarray(result.x, dtype=float), precision=8,
                                                          separator=", ", threshold=50, max_line_width=10**6)
     started = stats.get("o_counter", "?")
-    detail = ", ".join(f"{stats[k]} {label}" for k, label in (("stopped", "stopped"), ("conv_counter", "converged"))
-                       if k in stats)
+    detail = _end_counts_text(stats)
     seconds = stats.get("t_session", stats.get("t_used"))
     lines = [
         ("Best fx", f"{result.fx:.10g}"),
@@ -213,10 +220,21 @@ def _format_result(result: Any) -> str:
     return "\n".join(f"{label + ':':<13} {value}" for label, value in lines)
 
 
+def _end_counts_text(stats: dict[str, Any]) -> str:
+    """``4 converged, 5 stopped, 1 unfinished``: the optimizers by how they ended, the categories and
+    counts of ``glompo-hpc summary`` and the plot legend (zero counts left out)."""
+    by_end = stats.get("by_end") or {}
+    if not by_end:  # a result from before the categories were counted: the old two counters
+        return ", ".join(f"{stats[k]} {label}" for k, label in (("stopped", "stopped"), ("conv_counter", "converged"))
+                         if k in stats)
+    return ", ".join(f"{n} {category}" for category, n in by_end.items() if n)
+
+
 def _mpi_ranks(spec: Any) -> contextlib.AbstractContextManager[bool]:
     """Under MPI with more than one rank, rank 0 runs the job (True) while the other ranks serve its
     children until it ends (False); otherwise simply True."""
     from .backends import check_mpi_backend, mpi_workers, mpi_world_size
+    from .backends.mpi_env import mpi_world_rank
 
     size = mpi_world_size()
     if size < 2:
@@ -224,8 +242,12 @@ def _mpi_ranks(spec: Any) -> contextlib.AbstractContextManager[bool]:
             check_mpi_backend()  # a clear error: one rank, or no mpi4py
         return contextlib.nullcontext(True)
     if spec.manager.backend != "mpi":
-        raise CliError(f"this program runs as {size} MPI ranks but manager.backend is {spec.manager.backend!r}: "
-                       "every rank would run its own copy of the job; use backend mpi (or leave it out)")
+        error = CliError if mpi_world_rank() == 0 else OtherRankError
+        raise error(f"this program runs as {size} MPI ranks but manager.backend is {spec.manager.backend!r}: "
+                    "every rank would run its own copy of the job; use backend mpi (or leave it out)")
+    from .jobfile import idle_rank_warning
+    if mpi_world_rank() == 0 and (warning := idle_rank_warning(spec, size)):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr, flush=True)
     return mpi_workers(spec.mpi.slots, spec.mpi.cores_per_rank)
 
 
@@ -341,10 +363,10 @@ def _killed_before_first_checkpoint(kwargs: dict[str, Any]) -> bool:
 def _exit_code(manager: Any) -> int:
     """0 at a normal end; EXIT_REQUEUE when a signal ended the run after a checkpoint; else
     128 + the signal's number; EXIT_USER_ERROR when the run ended because its optimizers kept crashing."""
-    from .core.session import CRASH_LOOP
+    from .core.state import EndKind
 
     interrupted = getattr(manager, "interrupted", None)
-    if not interrupted and str(getattr(manager, "exit_reason", "")).startswith(CRASH_LOOP):
+    if not interrupted and manager.state.end is not None and manager.state.end.kind is EndKind.CRASH_LOOP:
         # a job that cannot work (an optimizer setting, a task that always raises): not a success
         print(f"{PROG}: error: {_one_line(Exception(manager.exit_reason))} (their errors are in the log)",
               file=sys.stderr)
@@ -400,7 +422,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if spec is not None:
             from .jobfile import build_task
             task = build_task(spec)
-        manager = GloMPOManager.load_manager(source, task=task, **overrides)
+        try:
+            manager = GloMPOManager.load_manager(source, task=task, **overrides)
+        except TaskNotRestored as e:  # the command line's way to supply the task is the job file
+            raise CliError(f"{e.problem}: give the job file that built it: "
+                           f"{PROG} resume {args.source} JOB.yaml") from None
         with _progress(manager, quiet=False):
             result = _start_guarded(manager, spec.slurm.margin_s if spec is not None else 300)
     print(_format_result(result), flush=True)
@@ -464,17 +490,19 @@ def _jobscript_arguments(parser: argparse.ArgumentParser) -> None:
 @command("jobscript", "print an sbatch script for the job, filled in from its slurm: section", _jobscript_arguments)
 def cmd_jobscript(args: argparse.Namespace) -> int:
     """Print the script; creates the job's log directory, which SLURM needs before the job starts."""
-    from .slurm.jobscript import render_jobscript
+    from .slurm.jobscript import node_python, render_jobscript, requeue_warning
 
     spec = _load(args.job)
     log_dir = spec.base_dir / Path(spec.slurm.log_dir).expanduser()
     # rendered first: a value it refuses (a line break) must not leave a directory behind
     text = render_jobscript(spec.slurm, args.launcher, job_file=Path(args.job).resolve(), log_dir=log_dir,
-                            python=spec.slurm.python or sys.executable)
+                            python=node_python(spec.slurm, sys.executable))
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CliError(f"slurm.log_dir: cannot create {str(log_dir)!r}: {e.strerror or e}") from None
+    if warning := requeue_warning(spec.checkpointing):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     print(text, end="", flush=True)
     return 0
 
@@ -521,11 +549,19 @@ def main(argv: list[str] | None = None, early_signals: Sequence[int] = ()) -> in
     try:
         for sig in list(early_signals):
             signal.raise_signal(sig)  # our handler turns it into SignalExit, handled below
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        sys.stdout.flush()  # here, not at exit: a reader gone (`| head`) is then handled below
+        return code
+    except BrokenPipeError:
+        # `glompo-hpc summary DIR | head`: the reader has all it wanted; end quietly like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except SignalExit as e:
         print(f"{PROG}: interrupted by {e} before the optimization ran", file=sys.stderr)
         # USR2 is the scheduler's "time is up": nothing was lost, so ask for a requeue
         return EXIT_REQUEUE if e.signum == getattr(signal, "SIGUSR2", None) else 128 + e.signum
+    except OtherRankError:
+        return EXIT_USER_ERROR
     except (CliError, ConfigurationError, CheckpointError, FileExistsError) as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -559,14 +595,19 @@ def _workdir_argument(parser: argparse.ArgumentParser) -> None:
 @command("summary", "print the state of a run (running or finished) from its files", _workdir_argument)
 def cmd_summary(args: argparse.Namespace) -> int:
     """Best fx and x, evaluations, optimizers by state and time used, from glompo_log.h5 or the YAML."""
+    from .compat import glompo_run_refusal
     from .outputs.report import RunFilesMissing, run_report
 
+    refusal = glompo_run_refusal(args.workdir)  # GloMPO's YAML is not safe-loadable: say what it is instead
+    if refusal:
+        raise CliError(refusal)
     try:
-        print(run_report(args.workdir))
+        report = run_report(args.workdir)
     except RunFilesMissing as e:
         raise CliError(str(e)) from None
     except (OSError, ValueError) as e:
         raise CliError(f"cannot read the run in {args.workdir!r}: {e}") from None
+    print(report)  # outside the try: a closed pipe is not a run that cannot be read (main() handles it)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Exceptions that users can meet, each naming the bad value it is about."""
 
-__all__ = ("GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError", "OptimizerStopped")
+__all__ = ("GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError", "TaskNotRestored",
+           "OptimizerStopped")
 
 
 class GloMPOError(Exception):
@@ -21,6 +22,17 @@ class JobFileError(ConfigurationError):
 
 class CheckpointError(GloMPOError):
     """A checkpoint could not be written or read."""
+
+
+class TaskNotRestored(CheckpointError):
+    """A checkpoint's task cannot be rebuilt from the checkpoint alone: the caller must supply it.
+
+    ``problem`` says why (without advice, which differs between the Python API and the command line).
+    """
+
+    def __init__(self, problem: str, advice: str):
+        self.problem = problem
+        super().__init__(f"{problem}; {advice}")
 
 
 class OptimizerStopped(Exception):

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .compat import Place, old_keywords
 from .errors import ConfigurationError
 from .validation import check_bounds
 
@@ -78,6 +79,9 @@ class BaseGenerator(ABC):
         seed: Seed of the generator's own ``numpy.random.Generator`` (``self.rng``); None draws
             fresh entropy.
     """
+
+    #: Task evaluations this generator made itself (the manager counts them); 0 for most generators.
+    n_task_calls: int = 0
 
     def __init__(self, seed: SeedLike = None):
         self.rng = np.random.default_rng(seed)
@@ -395,6 +399,7 @@ class AnnealingGenerator(_BoxGenerator):
 
     _shown = ("maxiter", "maxfun", "initial_temp", "visit", "accept", "no_local_search")
 
+    @old_keywords(Place.ANNEALING, "AnnealingGenerator()")  # GloMPO 3.1's qa, qv, restart_temp_ratio
     def __init__(self, bounds: Sequence[tuple[float, float]], task: Callable[[np.ndarray], float],
                  maxiter: int = 5, maxfun: int | None = None, initial_temp: float = 5230.0, visit: float = 2.62,
                  accept: float = -5.0, no_local_search: bool = True, seed: SeedLike = None):

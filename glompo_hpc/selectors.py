@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from .compat import from_glompo_triple
 from .errors import ConfigurationError
 from .validation import check_int
 from .optimizers.base import BaseOptimizer
@@ -93,6 +94,8 @@ def _to_option(item: Any, index: int) -> OptimizerOption:
     elif isinstance(item, type):
         option = OptimizerOption(_check_class(item, where), {})
     elif isinstance(item, (tuple, list)):
+        if len(item) == 3 and (item[2] is None or isinstance(item[2], Mapping)):  # GloMPO 3.1's call_kwargs
+            item = from_glompo_triple(tuple(item), where)
         if len(item) != 2:
             raise ConfigurationError(f"{where}: expected a (class, init_kwargs) pair, got {item!r}")
         cls, kwargs = item
@@ -191,6 +194,9 @@ class BaseSelector(ABC):
         self.logger = logger
         self.spawning_stopped = False
         self._held: OptimizerOption | None = None
+
+    def fit_slots(self, max_jobs: int) -> None:
+        """Re-size the options for ``max_jobs`` slots (called when the run's slots are set); none by default."""
 
     @property
     def max_workers(self) -> int:

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from .combinable import AndCombination, BaseCombinable, OrCombination
+from .compat import Place, old_keywords
 from .validation import check_bounds, check_int, check_real
 from .core.optlog import OptimizerLog
 from .errors import ConfigurationError
@@ -294,6 +295,7 @@ class TypeHunter(BaseStopper):
         opt_class: An optimizer class or its name.
     """
 
+    @old_keywords(Place.TYPE_HUNTER, "TypeHunter()")  # GloMPO 3.1's opt_to_kill
     def __init__(self, opt_class: type | str):
         if isinstance(opt_class, type):
             opt_class = opt_class.__name__

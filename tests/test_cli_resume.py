@@ -22,7 +22,8 @@ manager: {{backend: {backend}, max_jobs: 2, working_dir: run, summary_files: 1}}
 
 def write_job(tmp_path, backend="threads", budget=2500, checkpointing=True):
     text = JOB.format(backend=backend, budget=budget,
-                      checkpointing="checkpointing: {checkpoint_eval_interval: 500}" if checkpointing else "")
+                      checkpointing="checkpointing: {checkpoint_eval_interval: 500}" if checkpointing
+                      else "checkpointing: false")
     path = tmp_path / "job.yaml"
     path.write_text(text)
     return path

@@ -98,8 +98,10 @@ def test_minimal_job_uses_defaults():
     assert kw["bounds"] == Rastrigin().bounds  # taken from the task
     # None: setup() fills in the recommended configuration (tests/test_defaults.py)
     assert kw["opt_selector"] is kw["stoppers"] is kw["exit_conditions"] is kw["x0_generator"] is None
-    assert kw["checkpoint_control"] is None and kw["seed"] is None
-    assert kw["backend"] == "processes" and kw["max_jobs"] is None and kw["summary_files"] == 0
+    # the command line's defaults for cluster work (docs/jobfile.md): periodic checkpoints, every output
+    control = kw["checkpoint_control"]
+    assert (control.checkpoint_time_interval, control.keep_past) == (1800, 2) and kw["seed"] is None
+    assert kw["backend"] == "processes" and kw["max_jobs"] is None and kw["summary_files"] == 3
     assert kw["split_printstreams"] is True and kw["end_timeout"] is None
 
 
@@ -266,7 +268,7 @@ def test_overrides_are_validated_like_the_file(tmp_path):
     (job(manager={"summary_files": 4}), "manager.summary_files", ["0..3", "got 4"]),
     (job(manager={"overwrite_existing": "yes"}), "manager.overwrite_existing", ["true or false", "'yes'"]),
     (job(manager={"status_interval": "1e3"}), "manager.status_interval", ["write 1.0e+3"]),
-    (job(manager={"workdir": "x"}), "manager.workdir", ["unknown key", "working_dir='.'", "seed=null"]),
+    (job(manager={"workdir": "x"}), "manager.workdir", ["unknown key", "working_dir=null", "seed=null"]),
     (job(bounds=[[0, 1], [0, 1], [1.0, 1.0]]), "bounds[2]", ["min 1.0 >= max 1.0"]),
     (job(bounds={"min": 3, "max": 1, "dims": 2}), "bounds", ["min 3.0 >= max 1.0"]),
     (job(bounds=[[0, 1, 2]]), "bounds[0]", ["[min, max] pair", "[0, 1, 2]"]),
@@ -450,3 +452,19 @@ def test_mutated_jobs_build_or_fail_with_job_file_error(data):
 
 def test_path_helpers_cover_the_valid_job():
     assert ("manager", "backend") in _ALL_PATHS and ("optimizers", "options", 1, "iters") in _ALL_PATHS
+
+
+@pytest.mark.parametrize("world, mpi, max_jobs, idle", [
+    (4, {}, 2, 1), (4, {}, 3, None), (4, {}, None, None), (8, {"slots": "cores", "cores_per_rank": 2}, 4, 5),
+    (8, {"slots": "cores"}, 2, None),  # cores read on the ranks: unknown here, no guess
+])
+def test_idle_rank_warning_says_how_many_and_what_to_change(world, mpi, max_jobs, idle):
+    from glompo_hpc.jobfile import idle_rank_warning
+
+    spec = validate({**VALID, "manager": {"backend": "mpi", "max_jobs": max_jobs}, "mpi": mpi})
+    warning = idle_rank_warning(spec, world)
+    if idle is None:
+        assert warning is None
+    else:
+        assert f"{idle} worker rank(s) will idle" in warning and "leave max_jobs out" in warning
+        assert f"mpirun -n {world - idle}" in warning

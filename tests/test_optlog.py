@@ -138,3 +138,18 @@ def test_log_pickles_with_its_bounded_state():
     back = dill.loads(dill.dumps(log))
     assert back.n_evals(1) == 500 and back.best(1)[1] == 0.0 and back.tail_rows == 30
     assert len(dill.dumps(log)) < 20_000  # not 500 rows
+
+
+def test_a_pickled_log_holds_its_rows_not_its_spare_capacity():
+    """The arrays grow by doubling; a checkpoint saves the rows held, and appending after a restore works."""
+    log = OptimizerLog(6, tail_rows=10_000)
+    feed = Feeder(log)
+    feed(1, np.arange(1100.0))  # the arrays have grown to 2048 rows
+    per_row = 8 * (6 + 3)  # call_id, x (6), fx, fx_best
+    assert len(dill.dumps(log)) < 1100 * per_row + 8_000  # about 1100 rows, not 2048
+    back = dill.loads(dill.dumps(log))
+    assert np.array_equal(back.history(1, "fx"), np.arange(1100.0))
+    Feeder.__init__(feed, back)
+    feed.next_id = 1101
+    feed(1, np.arange(1100.0, 1300.0))
+    assert np.array_equal(back.history(1, "fx"), np.arange(1300.0)) and back.n_evals(1) == 1300

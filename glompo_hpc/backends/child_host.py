@@ -29,7 +29,7 @@ def run_child(spec: ChildSpec, link: ManagerLink, allow_processes: bool = True) 
                         allow_processes=allow_processes)
     try:
         try:
-            result = opt.minimize(task, np.asarray(spec.x0, dtype=float), spec.bounds)
+            result = opt.run(task, np.asarray(spec.x0, dtype=float), spec.bounds)  # minimize, 3.1 habits included
             stopped = opt.stop_requested
             x, fx = (result.x, result.fx) if result.x is not None else (task.best_x, task.best_fx)
             final = msg.OptimizerFinished(spec.opt_id, bool(result.success) and not stopped, x, float(fx),

@@ -105,7 +105,10 @@ def open_checkpoint(path: str | Path) -> CheckpointContents:
                 with tarfile.open(fileobj=f, mode="r:") as tar:
                     tar.extractall(root, filter="data")  # 'data' refuses absolute paths and links outside root
         except (tarfile.TarError, EOFError, OSError) as e:
-            raise CheckpointError(f"checkpoint {str(path)!r} is truncated or not a checkpoint: {e}") from None
+            from ..compat import glompo_checkpoint_refusal  # a GloMPO checkpoint is not a corrupt one: say so
+
+            raise CheckpointError(glompo_checkpoint_refusal(path)
+                                  or f"checkpoint {str(path)!r} is truncated or not a checkpoint: {e}") from None
         manifest = _read_manifest(path, root)
         for name, digest in manifest["members"].items():
             member = root / name

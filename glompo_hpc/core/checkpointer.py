@@ -22,28 +22,65 @@ import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 from ..checkpointing import CheckpointingControl
 from ..errors import CheckpointError
 from . import messages as msg
 from .checkpoint_file import write_checkpoint_file
+from .settings import Settings
 from .snapshot import LiveOptimizer, capture_state, save_task
+from .state import RunState
 
-__all__ = ("Checkpointer",)
+__all__ = ("Checkpointer", "ChildChannel", "NO_CHILDREN")
 
 logger = logging.getLogger("glompo_hpc.checkpoint")
 
 
+class ChildChannel(Protocol):
+    """What the checkpointer needs of the live children; the session provides it."""
+
+    def pausable(self) -> dict[int, tuple[type, int]]:
+        """Children that can pause now (not stopping, not abandoned): id -> (class, slots)."""
+
+    def alive(self) -> set[int]:
+        """Children not yet ended."""
+
+    def send(self, opt_id: int, message: msg.ManagerMessage) -> None:
+        """Send ``message`` to child ``opt_id``."""
+
+    def gather(self, expected: set[int], kind: type, timeout: float) -> dict[int, msg.ChildMessage]:
+        """Absorb every message until each expected child answered with ``kind``, ended, or
+        ``timeout`` passed; returns the answers by child."""
+
+
+class _NoChildren:
+    """Between sessions: no child to pause or save."""
+
+    def pausable(self) -> dict[int, tuple[type, int]]:
+        return {}
+
+    def alive(self) -> set[int]:
+        return set()
+
+    def send(self, opt_id: int, message: msg.ManagerMessage) -> None:
+        raise KeyError(opt_id)
+
+    def gather(self, expected: set[int], kind: type, timeout: float) -> dict[int, msg.ChildMessage]:
+        return {}
+
+
+NO_CHILDREN: ChildChannel = _NoChildren()
+
+
 class Checkpointer:
-    """Decides when checkpoints are due and takes them, for one run session."""
+    """Takes checkpoints of a run into ``control``'s directory and keeps its records in the state."""
 
-    def __init__(self, session, control: CheckpointingControl):
-        self.session = session
-        self.manager = session.m
+    def __init__(self, control: CheckpointingControl, working_dir: Path):
         self.control = control
-        self._remove_leftovers()
+        self.working_dir = Path(working_dir)
 
-    def _remove_leftovers(self) -> None:
+    def remove_leftovers(self) -> None:
         """Delete what checkpoints interrupted by a SIGKILL left (staging folders, unnamed archives):
         they are never taken for checkpoints, but would pile up over many requeues. Only this run
         writes here (its working directory is refused to any other), so none is in progress."""
@@ -59,18 +96,16 @@ class Checkpointer:
     @property
     def directory(self) -> Path:
         d = Path(self.control.checkpointing_dir)
-        return d if d.is_absolute() else Path(self.manager.working_dir) / d
+        return d if d.is_absolute() else self.working_dir / d
 
-    def due(self) -> bool:
-        m, c = self.manager, self.control
-        return (m.f_counter - m.last_checkpoint_eval >= c.checkpoint_eval_interval
-                or time.time() - m.last_checkpoint_time >= c.checkpoint_time_interval)
+    def take(self, settings: Settings, state: RunState, task: Any, session_start: float | None,
+             children: ChildChannel = NO_CHILDREN, then_stop: bool = False) -> Path | None:
+        """Take a checkpoint now; returns its path, or None if it failed (and raising was not asked).
 
-    def take(self, then_stop: bool = False) -> Path | None:
-        """Take a checkpoint now; returns its path, or None if it failed (and raising was not asked)."""
-        m = self.manager
-        m.last_checkpoint_eval = m.f_counter
-        m.last_checkpoint_time = started = time.time()
+        ``session_start``: when the running session began (None between sessions).
+        """
+        state.last_checkpoint_eval = state.f_counter
+        state.last_checkpoint_time = started = time.time()
         self.directory.mkdir(parents=True, exist_ok=True)
         name = self._unique_name()
         staging = self.directory / f".staging_{name}"
@@ -78,9 +113,10 @@ class Checkpointer:
         try:
             shutil.rmtree(staging, ignore_errors=True)
             (staging / "optimizers").mkdir(parents=True)
-            paused = self._pause_children()
-            live = self._save_children(paused, staging)
-            path = self._write(staging, name, live)
+            pausable = children.pausable()
+            paused = self._pause_children(children, set(pausable))
+            live = self._save_children(children, pausable, paused, staging)
+            path = self._write(staging, name, live, settings, state, task, session_start)
         except Exception as e:
             if self.control.raise_checkpoint_fail:
                 raise CheckpointError(f"checkpoint {name!r} failed: {type(e).__name__}: {e}") from e
@@ -89,14 +125,14 @@ class Checkpointer:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             if not then_stop:
-                for opt_id in paused:
-                    self.session.backend.send(opt_id, msg.Resume())
-        self._prune(path)
+                for opt_id in paused & children.alive():
+                    children.send(opt_id, msg.Resume())
+        self._prune(path, state.checkpoint_files)
         seconds, size = time.time() - started, path.stat().st_size
-        m.checkpoint_log.append({"name": path.name, "f_counter": m.f_counter, "optimizers": len(paused),
-                                 "seconds": round(seconds, 4), "bytes": size})
-        logger.info("Checkpoint written: %s (%d evaluations, %d optimizers, %.1f MB, %.2f s)", path, m.f_counter,
-                    len(paused), size / 2 ** 20, seconds)
+        state.checkpoint_log.append({"name": path.name, "f_counter": state.f_counter, "optimizers": len(paused),
+                                     "seconds": round(seconds, 4), "bytes": size})
+        logger.info("Checkpoint written: %s (%d evaluations, %d optimizers, %.1f MB, %.2f s)", path,
+                    state.f_counter, len(paused), size / 2 ** 20, seconds)
         return path
 
     def _unique_name(self) -> str:
@@ -110,73 +146,54 @@ class Checkpointer:
 
     # ------------------------------------------------------------ steps
 
-    def _pause_children(self) -> set[int]:
-        s = self.session
-        targets = {i for i, c in s.children.items() if c.stop_sent is None and not c.abandoned}
+    def _pause_children(self, children: ChildChannel, targets: set[int]) -> set[int]:
         for opt_id in targets:
-            s.backend.send(opt_id, msg.Pause())
-        paused = self._collect(targets, msg.ChildPaused) & set(s.children)
-        for opt_id in sorted((targets - paused) & set(s.children)):
+            children.send(opt_id, msg.Pause())
+        paused = set(children.gather(targets, msg.ChildPaused, self.control.pause_timeout)) & children.alive()
+        for opt_id in sorted((targets - paused) & children.alive()):
             logger.warning("Optimizer %d did not pause within %.0f s: it is left out of the checkpoint",
                            opt_id, self.control.pause_timeout)
         return paused
 
-    def _save_children(self, paused: set[int], staging: Path) -> list[LiveOptimizer]:
-        s = self.session
+    def _save_children(self, children: ChildChannel, pausable: dict[int, tuple[type, int]], paused: set[int],
+                       staging: Path) -> list[LiveOptimizer]:
         for opt_id in paused:
-            s.backend.send(opt_id, msg.SaveState(str(staging / "optimizers" / f"{opt_id:04d}.pkl")))
-        answers: dict[int, msg.StateSaved] = {}
-        self._collect(paused, msg.StateSaved, answers)
+            children.send(opt_id, msg.SaveState(str(staging / "optimizers" / f"{opt_id:04d}.pkl")))
+        answers = children.gather(paused, msg.StateSaved, self.control.pause_timeout)
         live = []
-        for opt_id in sorted(paused & set(s.children)):
-            child = s.children[opt_id]
+        for opt_id in sorted(paused & children.alive()):
+            opt_class, slots = pausable[opt_id]
             answer = answers.get(opt_id)
             ok = answer is not None and not answer.error and Path(answer.path).is_file()
             if not ok:
                 why = answer.error if answer is not None else "no answer in time"
                 logger.warning("Optimizer %d could not save its state (%s): it will not be restored", opt_id, why)
-            live.append(LiveOptimizer(opt_id, child.opt_class, child.slots,
-                                      f"optimizers/{opt_id:04d}.pkl" if ok else None))
+            live.append(LiveOptimizer(opt_id, opt_class, slots, f"optimizers/{opt_id:04d}.pkl" if ok else None))
         return live
 
-    def _collect(self, expected: set[int], kind: type, answers: dict | None = None) -> set[int]:
-        """Absorb messages until every expected child answered with ``kind`` (or ended, or timeout)."""
-        s = self.session
-        got: set[int] = set()
-        deadline = time.monotonic() + self.control.pause_timeout
-        while (expected - got) & set(s.children) and time.monotonic() < deadline:
-            messages = s.backend.poll(0.05)
-            for message in messages:
-                if isinstance(message, kind):
-                    got.add(message.opt_id)
-                    if answers is not None:
-                        answers[message.opt_id] = message
-            s.handle_messages(messages)
-        return got
-
-    def _write(self, staging: Path, name: str, live: list[LiveOptimizer]) -> Path:
-        m = self.manager
-        sink = m.opt_log.sink
-        if sink is not None and hasattr(sink, "flush"):
-            sink.flush()
-        rows = {opt_id: m.opt_log.n_evals(opt_id) for opt_id in m.opt_log.opt_ids}
+    def _write(self, staging: Path, name: str, live: list[LiveOptimizer], settings: Settings, state: RunState,
+               task: Any, session_start: float | None) -> Path:
+        log = state.opt_log
+        if log.sink is not None:
+            log.sink.flush()
+        rows = {opt_id: log.n_evals(opt_id) for opt_id in log.opt_ids}
         self.control.count += 1  # before the state is captured, so a resumed run names its next one afresh
-        (staging / "manager.pkl").write_bytes(capture_state(m, live))
-        task_saved_as = save_task(m.task, staging, self.control.force_task_save)
-        info = {"name": name, "f_counter": m.f_counter, "o_counter": m.o_counter, "task": task_saved_as,
+        (staging / "manager.pkl").write_bytes(capture_state(settings, state, live, session_start))
+        task_saved_as = save_task(task, staging, self.control.force_task_save)
+        info = {"name": name, "f_counter": state.f_counter, "o_counter": state.o_counter, "task": task_saved_as,
                 "log_rows": {str(k): v for k, v in rows.items()},
                 "live_optimizers": [lo.opt_id for lo in live if lo.state_file]}
         path = write_checkpoint_file(staging, self.directory / f"{name}.tar", info)
-        m.checkpoint_history.add(path.name)
-        m.checkpoint_files.append(path.name)
+        state.checkpoint_history.add(path.name)
+        state.checkpoint_files.append(path.name)
         return path
 
-    def _prune(self, newest: Path) -> None:
+    def _prune(self, newest: Path, on_disk: list[str]) -> None:
+        """Delete the oldest beyond ``keep_past``; ``on_disk`` (the state's list) is updated."""
         keep = self.control.keep_past
         if keep < 0:
             return
-        order = self.manager.checkpoint_files
-        old = [n for n in order if n != newest.name]
+        old = [n for n in on_disk if n != newest.name]
         for name in old[:max(0, len(old) - keep)]:
             (self.directory / name).unlink(missing_ok=True)
-            order.remove(name)
+            on_disk.remove(name)

@@ -8,7 +8,6 @@ through ``start_child``/``send``/``poll``/``stop_child``/``join_child``/``close`
 
 from __future__ import annotations
 
-import inspect
 import logging
 import shutil
 import time
@@ -17,24 +16,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from ..backends import Backend, auto_backend
 from ..checkpointing import CheckpointingControl
+from ..compat import Place, StatsWithOldKeys, old_attribute_names, setup_keywords
 from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
+from .checkpointer import Checkpointer
 from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
 from .paths import RunPaths
 from .result import Result
 from .session import RunSession
-from .settings import SETTINGS, apply_settings, prepare_working_dir
+from .settings import SETTING_NAMES, Settings, apply_settings, prepare_working_dir
 from ..validation import check_task
 from .signals import SignalFlag
 from .snapshot import LiveOptimizer, load_task, restore_state
+from .state import EndKind, RunState
+from .view import RunView, expose_records
 
 __all__ = ("GloMPOManager",)
 
 
+@old_attribute_names(Place.MANAGER)  # GloMPO 3.1's attribute names, read-only (glompo_hpc/compat)
 class GloMPOManager:
     """Runs a globally managed parallel optimization. See docs/api.md for every attribute.
 
@@ -58,67 +60,14 @@ class GloMPOManager:
 
     def __init__(self) -> None:
         self.logger = logging.getLogger("glompo_hpc.manager")
-        self._is_initialised = False
+        self.settings = Settings()
+        self.state = RunState()
         self.task: Callable[[Sequence[float]], float] | None = None
-        self.bounds: np.ndarray | None = None
-        self.n_parms: int | None = None
-        self.seed: int | None = None
-        self.opt_selector = None
-        self.x0_generator = None
-        self.stoppers = None
-        self.exit_conditions = None
-        self.working_dir: Path | None = None
-        self.overwrite_existing = False
-        self.max_jobs: int | None = None
-        self.backend_name: str | None = None
-        self.proc_backend: bool | None = None
-        self.opts_daemonic: bool | None = None
-        self.incumbent_sharing = False
-        self.stopcheck_interval = 100
-        self.apply_stoppers_to_best = False
-        self.status_interval = 600.0
-        self.checkpoint_control: CheckpointingControl | None = None
-        self.summary_files = 0
-        self.is_log_detailed = False
-        self.allow_forced_terminations = False
-        self._too_long: float = -1
-        self.aggressive_stop = False
-        self.end_timeout: float | None = None
-        self.split_printstreams = True
-        self.opt_log: OptimizerLog | None = None
-        self.backend: Backend | None = None
-
-        self.result = Result()
-        self.exit_reason = ""
-        self.interrupted: str | None = None
-        self.converged = False
-        self.spawning_opts = True
-        self.opt_crashed = False
-        self.f_counter = 0
-        self.o_counter = 0
-        self.conv_counter = 0
-        self.stopcheck_counter = 0
-        self.last_stopcheck = 0
-        self.last_opt_spawn: tuple[int, int] = (0, 0)
-        self.last_status = 0.0
-        self.last_checkpoint_eval = 0
-        self.last_checkpoint_time = 0.0
-        self.checkpoint_history: set[str] = set()
-        self.stopped_opts: dict[int, float] = {}
-        self.t_start: float | None = None
-        self.t_end: float | None = None
-        self.t_used = 0.0
-        self.dt_starts: list[datetime] = []
-        self.dt_ends: list[datetime] = []
-        self.cpu_history: list[float] = []
-        self.mem_history: list[float] = []
-        self.load_history: list[tuple[float, float, float]] = []
-        self.checkpoint_files: list[str] = []  # checkpoints still on disk, oldest first (for keep_past)
-        self.checkpoint_log: list[dict] = []  # name, f_counter, optimizers, seconds, bytes of each one taken
-        self.exit_checkpoint: Path | None = None  # the checkpoint taken when a signal ended the session
+        self._is_initialised = False
         self._running = False
         self._session: RunSession | None = None
-        self._restored: list[tuple[int, Any]] = []  # (opt_id, optimizer) from a checkpoint, to restart
+        # (opt_id, optimizer) loaded from a checkpoint, restarted by the session as slots free up
+        self.restored_optimizers: list[tuple[int, Any]] = []
         self._resume_log_rows: dict[int, int] | None = None
 
     # ================================================================ set-up
@@ -129,18 +78,38 @@ class GloMPOManager:
         return self._is_initialised
 
     @property
+    def _restored(self) -> list[tuple[int, Any]]:  # the name scripts and tests of earlier versions read
+        return self.restored_optimizers
+
+    @property
+    def is_running(self) -> bool:
+        """True while ``start_manager()`` runs."""
+        return self._running
+
+    @property
+    def backend(self) -> Backend | None:
+        """The running session's transport (None between sessions)."""
+        return self._session.backend if self._session is not None else None
+
+    @property
     def optimizer_queue(self) -> Backend | None:
         """The transport into which children place their results (GloMPO's results queue)."""
         return self.backend
 
     @property
-    def force_terminations_after(self) -> float:
-        return self._too_long
+    def exit_reason(self) -> str:
+        """Why the run ended, as users read it ('' while it runs)."""
+        return self.state.exit_reason
 
     @property
     def paths(self) -> RunPaths:
-        return RunPaths(self.working_dir)
+        return self.settings.paths
 
+    def view(self) -> RunView:
+        """A read-only view of this run, for components."""
+        return RunView(self.settings, self.state, self.task, self.logger)
+
+    @setup_keywords  # GloMPO 3.1's keywords and a first build of every optimizer option
     def setup(self, task: Callable[[Sequence[float]], float], bounds: Sequence[tuple[float, float]], opt_selector=None,
               working_dir: str | Path = ".", overwrite_existing: bool = False, max_jobs: int | None = None,
               backend: str | None = None, exit_conditions=None, x0_generator=None, stoppers=None,
@@ -164,12 +133,21 @@ class GloMPOManager:
         """
         self._refuse_second_initialisation()
         check_task(task)
-        settings = {name: value for name, value in locals().items() if name in SETTINGS}
-        apply_settings(self, settings)
+        apply_settings(self.settings, {
+            "bounds": bounds, "opt_selector": opt_selector, "working_dir": working_dir,
+            "overwrite_existing": overwrite_existing, "max_jobs": max_jobs, "backend": backend,
+            "exit_conditions": exit_conditions, "x0_generator": x0_generator, "stoppers": stoppers,
+            "share_best_solutions": share_best_solutions, "stopcheck_interval": stopcheck_interval,
+            "apply_stoppers_to_best": apply_stoppers_to_best, "status_interval": status_interval,
+            "checkpoint_control": checkpoint_control, "summary_files": summary_files,
+            "is_log_detailed": is_log_detailed, "force_terminations_after": force_terminations_after,
+            "aggressive_stop": aggressive_stop, "end_timeout": end_timeout,
+            "split_printstreams": split_printstreams, "seed": seed})
         self.task = task
-        prepare_working_dir(self, refuse_old_results=True)
+        prepare_working_dir(self.settings, refuse_old_results=True)
         # stoppers with windows longer than the default in-memory tail are answered exactly from the start
-        self.opt_log = OptimizerLog(self.n_parms, tail_rows=max(DEFAULT_TAIL_ROWS, rows_needed_by(self.stoppers)))
+        self.state.opt_log = OptimizerLog(self.n_parms,
+                                          tail_rows=max(DEFAULT_TAIL_ROWS, rows_needed_by(self.stoppers)))
         self._is_initialised = True
         self.logger.info("Manager set up: %d parameters, %d slots, backend %s", self.n_parms, self.max_jobs, backend)
         return self
@@ -178,6 +156,7 @@ class GloMPOManager:
         if self._is_initialised:
             raise RuntimeError("this GloMPOManager is already initialised; create a new one for a new run")
 
+    @setup_keywords
     def load_checkpoint(self, path: str | Path, task_loader: Callable | None = None, task: Callable | None = None,
                         **glompo_kwargs: Any) -> "GloMPOManager":
         """Resume a run from a checkpoint file.
@@ -197,15 +176,14 @@ class GloMPOManager:
                 or holds no usable task and none was given.
         """
         self._refuse_second_initialisation()
-        allowed = [n for n in inspect.signature(self.setup).parameters if n != "task"]
-        unknown = sorted(set(glompo_kwargs) - set(allowed))
+        unknown = sorted(set(glompo_kwargs) - set(SETTING_NAMES))
         if unknown:
-            raise ConfigurationError(f"load_checkpoint cannot change {unknown}; it accepts {allowed}")
+            raise ConfigurationError(f"load_checkpoint cannot change {unknown}; it accepts {list(SETTING_NAMES)}")
         with open_checkpoint(path) as contents:
             state_file = contents.member("manager.pkl")
             if state_file is None:
                 raise CheckpointError(f"checkpoint {str(path)!r} has no manager state")
-            live = restore_state(self, state_file)
+            self.settings, self.state, live = restore_state(state_file, Path(path))
             self.task = load_task(contents.root, contents.manifest.get("task", "none"), Path(path), task, task_loader)
             check_task(self.task)
             restored = self._restore_optimizers(contents.root, live, Path(path))
@@ -220,10 +198,10 @@ class GloMPOManager:
                 glompo_kwargs = {**glompo_kwargs, "backend": detected}
         if glompo_kwargs.get("backend", self.backend_name) == "mpi" and "max_jobs" not in glompo_kwargs:
             glompo_kwargs = {**glompo_kwargs, "max_jobs": None}  # MPI slots follow this allocation's ranks
-        apply_settings(self, glompo_kwargs)
-        self._restored = restored
+        apply_settings(self.settings, glompo_kwargs)
+        self.restored_optimizers = restored
         self._share_slots()
-        prepare_working_dir(self, refuse_old_results=False)
+        prepare_working_dir(self.settings, refuse_old_results=False)
         self._is_initialised = True
         self.logger.info("Loaded checkpoint %s: %d evaluations, %d optimizers to resume", path, self.f_counter,
                          len(restored))
@@ -249,11 +227,11 @@ class GloMPOManager:
 
     def _share_slots(self) -> None:
         """A smaller ``max_jobs`` than the restored optimizers need: slots are apportioned equally."""
-        needed = sum(opt.workers for _, opt in self._restored)
-        if needed <= self.max_jobs or not self._restored:
+        needed = sum(opt.workers for _, opt in self.restored_optimizers)
+        if needed <= self.max_jobs or not self.restored_optimizers:
             return
-        share = max(1, self.max_jobs // len(self._restored))
-        for _, opt in self._restored:
+        share = max(1, self.max_jobs // len(self.restored_optimizers))
+        for _, opt in self.restored_optimizers:
             opt.workers = min(opt.workers, share)
         self.logger.warning("The restored optimizers need %d slots but max_jobs is %d: each now gets at most %d "
                             "worker(s); optimizers may not honour the change", needed, self.max_jobs, share)
@@ -266,7 +244,10 @@ class GloMPOManager:
         """
         if not self._is_initialised:
             raise RuntimeError("the manager is not initialised: nothing to checkpoint")
-        return (self._session or RunSession(self)).take_checkpoint()
+        if self._session is not None:
+            return self._session.take_checkpoint()
+        control = self.checkpoint_control or CheckpointingControl()
+        return Checkpointer(control, self.working_dir).take(self.settings, self.state, self.task, None)
 
     # ================================================================ the run
 
@@ -296,7 +277,7 @@ class GloMPOManager:
                 except KeyboardInterrupt:
                     session.interrupt("SIGINT")
                 except BaseException as e:
-                    self.exit_reason = f"manager crashed: {type(e).__name__}: {e}"
+                    self.state.finish(EndKind.MANAGER_CRASHED, f"manager crashed: {type(e).__name__}: {e}")
                     self.logger.critical("Manager crashed:\n%s", traceback.format_exc())
                     raise
                 finally:
@@ -324,12 +305,18 @@ class GloMPOManager:
         self.dt_ends.append(datetime.now())
         session = self.t_end - self.t_start
         self.t_used += session
-        self.result.stats = {
+        self.result.stats = StatsWithOldKeys({
             "f_counter": self.f_counter, "o_counter": self.o_counter, "conv_counter": self.conv_counter,
             "stopped": len(self.stopped_opts), "crashed": self.opt_crashed, "t_session": session,
-            "t_used": self.t_used, "exit_reason": self.exit_reason,
-        }
+            "t_used": self.t_used, "exit_reason": self.exit_reason, "by_end": self._end_counts(),
+        })
         self.logger.info("Run ended after %.1f s and %d evaluations: %s", session, self.f_counter, self.exit_reason)
+
+    def _end_counts(self) -> dict[str, int]:
+        """Optimizers by how they ended, counted as ``summary`` and the plots count them."""
+        from ..outputs.read_log import end_counts  # the outputs' definition; imported late as outputs are
+
+        return end_counts(self.opt_log.records) if self.opt_log is not None else {}
 
     def _purge_old_results(self) -> None:
         """Delete results of an earlier run if overwriting is allowed. A resumed run keeps the HDF5
@@ -364,3 +351,8 @@ class GloMPOManager:
         path = RunPaths(directory).summary
         write_summary(self, path)
         return path
+
+
+# GloMPO's documented attributes (docs/api.md), read from the two records; the state's stay
+# writable for scripts that adjust a loaded run before resuming it.
+expose_records(GloMPOManager, writable_state=True)

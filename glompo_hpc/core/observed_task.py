@@ -113,6 +113,28 @@ class ObservedTask:
         self._record(x, fx, extras)
         return fx
 
+    def detailed_call(self, x: Sequence[float]) -> tuple:
+        """Evaluate ``task.detailed_call(x)`` and return all of it: ``(fx, *extras)``.
+
+        For optimizers that use more than the value, such as a gradient the task returns
+        (GloMPO 3.1's pattern: ``fx, dx, dy = function.detailed_call(x)``). The evaluation is
+        recorded like any other (its extras too when the run logs details). Works in every
+        backend: the wrapper always runs where the optimizer runs.
+
+        Raises:
+            AttributeError: the task has no ``detailed_call``.
+        """
+        if not callable(getattr(self.task, "detailed_call", None)):  # the user's task, not our interface
+            raise AttributeError(f"the task ({type(self.task).__name__}) has no detailed_call(x) method: "
+                                 "give it one returning (fx, *extras), or call function(x)")
+        self._before_evaluation()
+        x = np.array(x, dtype=float).reshape(-1)
+        out = self.task.detailed_call(x)
+        out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        fx = as_function_value(out[0])
+        self._record(x, fx, tuple(out[1:]))
+        return out
+
     def batch(self, xs: Sequence[Sequence[float]]) -> np.ndarray:
         """Evaluate many points, in parallel over the optimizer's workers; returns their values."""
         self._before_evaluation()

@@ -31,9 +31,12 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable
 
 import numpy as np
+
+from ..compat import Place, old_attribute_names
+from .log_sink import LogSink
 
 __all__ = ("OptimizerLog", "OptimizerRecord", "LogSink", "rows_needed_by", "DEFAULT_TAIL_ROWS",
            "DEFAULT_ENDED_ROWS")
@@ -54,17 +57,6 @@ def _env_int(name: str, default: int) -> int:
 
 DEFAULT_TAIL_ROWS = _env_int("GLOMPO_HPC_LOG_TAIL_ROWS", 10_000)
 DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 10_000)
-
-
-class LogSink(Protocol):
-    """What receives the log as it grows (the HDF5 writer). ``add_message`` is optional."""
-
-    def add_optimizer(self, record: "OptimizerRecord") -> None: ...
-
-    def append(self, opt_id: int, call_ids: np.ndarray, x: np.ndarray, fx: np.ndarray,
-               extras: np.ndarray | None) -> None: ...
-
-    def update_optimizer(self, record: "OptimizerRecord") -> None: ...
 
 
 @dataclass
@@ -111,6 +103,15 @@ class _Columns:
         self.best_fx = math.inf
         self.best_x: np.ndarray | None = None
         self.best_call = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the rows held: the arrays' spare capacity (up to half of them, unset memory) would
+        # otherwise go into every checkpoint. Appending after a resume grows them again.
+        state = dict(self.__dict__)
+        for name in ("call_id", "x", "fx", "fx_best", "extras"):
+            if state[name] is not None:
+                state[name] = state[name][:self.n].copy()
+        return state
 
     def _alloc(self, n_parms: int, capacity: int) -> None:
         self.call_id = np.empty(capacity, dtype=np.int64)
@@ -204,6 +205,7 @@ class _Columns:
         self.limit = max(self.limit, limit)
 
 
+@old_attribute_names(Place.OPT_LOG)  # GloMPO 3.1's BaseLogger methods explain their replacement
 class OptimizerLog:
     """History and metadata of every child optimizer, in bounded memory (see the module notes).
 
@@ -271,8 +273,7 @@ class OptimizerLog:
 
     def put_message(self, opt_id: int, text: str) -> None:
         self.records[opt_id].messages.append(text)
-        if self.sink is not None and hasattr(self.sink, "add_message"):
-            self._to_sink("add_message", opt_id, text)
+        self._to_sink("add_message", opt_id, text)
 
     def _enforce_ended_budget(self) -> None:
         held = sum(self._columns[i].n for i in self._ended_in_memory)

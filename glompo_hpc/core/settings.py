@@ -1,198 +1,264 @@
-"""The manager's settings: validated one by one, for ``setup()`` and for ``load_checkpoint`` overrides.
+"""The manager's settings: one table (``SETTINGS``) from which the record, its checks and defaults come.
 
-Each setting has one function that checks its value and stores it (with anything derived from
-it) on the manager, so a new run and a resumed run with changed settings follow the same rules.
+Each row names a ``setup()`` keyword, its default and the function that checks a value and stores
+it (with anything derived from it) on a ``Settings`` record, so a new run and a resumed run with
+changed settings follow the same rules. Rows are applied in table order (later ones read earlier
+ones); whether the selector's options fit the slots is checked once, after every row, so a
+resumed run can change ``max_jobs`` and ``opt_selector`` in one call.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from ..backends import BACKENDS, auto_backend, check_backend, default_max_jobs
 from ..checkpointing import CheckpointingControl
 from ..defaults import (budget_of, recommended_exit_conditions, recommended_generator, recommended_selector,
                         recommended_stoppers)
 from ..errors import ConfigurationError
+from ..exit_conditions import BaseExitCondition
+from ..generators import BaseGenerator
+from ..selectors import BaseSelector
+from ..stoppers import BaseStopper
 from ..validation import check_bounds, check_choice, check_int, check_number
+from .paths import RunPaths
 from .seeds import GENERATOR_KEY, derived_seed, root_seed
 
-__all__ = ("SETTINGS", "apply_settings", "prepare_working_dir")
+__all__ = ("Settings", "Setting", "SETTINGS", "SETTING_NAMES", "apply_settings", "prepare_working_dir")
 
 logger = logging.getLogger("glompo_hpc.manager")
 
 
-def _bounds(m, value) -> None:
-    m.bounds = check_bounds(value)
-    m.n_parms = len(m.bounds)
+@dataclass
+class Settings:
+    """A run's settings after their checks (``setup()`` keywords, under GloMPO's attribute names)."""
+
+    bounds: np.ndarray | None = None
+    n_parms: int | None = None
+    seed: int | None = None
+    working_dir: Path | None = None
+    overwrite_existing: bool = False
+    backend_name: str | None = None
+    proc_backend: bool | None = None
+    opts_daemonic: bool | None = None
+    max_jobs: int | None = None
+    exit_conditions: BaseExitCondition | None = None
+    opt_selector: BaseSelector | None = None
+    x0_generator: BaseGenerator | None = None
+    stoppers: BaseStopper | None = None
+    incumbent_sharing: bool = False
+    stopcheck_interval: int = 100
+    apply_stoppers_to_best: bool = False
+    status_interval: float = 600.0
+    checkpoint_control: CheckpointingControl | None = None
+    summary_files: int = 0
+    is_log_detailed: bool = False
+    force_terminations_after: float = -1
+    allow_forced_terminations: bool = False
+    aggressive_stop: bool = False
+    end_timeout: float | None = None
+    split_printstreams: bool = True
+
+    @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.working_dir)
+
+    def as_record(self) -> dict[str, Any]:
+        """The fields, by name, for a checkpoint."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _seed(m, value) -> None:
-    m.seed = root_seed(value)
+SETTINGS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings))
 
 
-def _opt_selector(m, value) -> None:
-    if value is None:  # the recommended CMA-ES children, sized for the slots and the budget
-        value = recommended_selector(m.bounds, m.max_jobs, budget_of(m.exit_conditions, m.n_parms))
-    if not callable(getattr(value, "select_optimizer", None)):
-        raise ConfigurationError(f"opt_selector must be a BaseSelector, got {value!r}")
-    m.opt_selector = value
-    _fit_selector(m)
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table: a ``setup()`` keyword, its default, and its check-and-store function."""
+
+    name: str
+    default: Any
+    apply: Callable[[Settings, Any], None]
 
 
-def _fit_selector(m) -> None:
-    """Let a selector that sizes its options by the slots re-size them, then check every option fits."""
-    fit = getattr(m.opt_selector, "fit_slots", None)
-    if fit is not None:
-        fit(m.max_jobs)
-    for option in getattr(m.opt_selector, "options", ()):
-        if option.workers > m.max_jobs:
-            raise ConfigurationError(
-                f"optimizer option {option} needs {option.workers} slots but max_jobs is {m.max_jobs}")
+def _bounds(s: Settings, value) -> None:
+    s.bounds = check_bounds(value)
+    s.n_parms = len(s.bounds)
 
 
-def _backend(m, value) -> None:
+def _seed(s: Settings, value) -> None:
+    s.seed = root_seed(value)
+
+
+def _working_dir(s: Settings, value) -> None:
+    s.working_dir = Path(value)
+
+
+def _backend(s: Settings, value) -> None:
     if value is None:
         value = auto_backend()  # 'mpi' under mpirun/srun with more than one rank, else 'processes'
-    m.backend_name = check_choice("backend", value, BACKENDS)
+    s.backend_name = check_choice("backend", value, BACKENDS)
     check_backend(value)  # 'mpi' without mpi4py, on one rank or outside mpi_workers: a clear error now
-    m.proc_backend = value != "threads"
-    m.opts_daemonic = value != "processes_forced"
+    s.proc_backend = value != "threads"
+    s.opts_daemonic = value != "processes_forced"
 
 
-def _max_jobs(m, value) -> None:
-    m.max_jobs = default_max_jobs(m.backend_name) if value is None else check_int("max_jobs", value, 1)
-    if m.opt_selector is not None:  # a resumed run's selector, checked against the new slots
-        _fit_selector(m)
+def _max_jobs(s: Settings, value) -> None:
+    s.max_jobs = default_max_jobs(s.backend_name) if value is None else check_int("max_jobs", value, 1)
 
 
-def _component(attribute: str, method: str, default: Callable | None = None, optional: bool = False) -> Callable:
+def _component(attribute: str, base: type, default: Callable | None = None, optional: bool = False) -> Callable:
     """A setter for a component: None means the recommended one; False, if ``optional``, none at all."""
-    def setter(m, value) -> None:
+    def setter(s: Settings, value) -> None:
         if value is None and default is not None:
-            value = default(m)
+            value = default(s)
         elif value is False and optional:
             value = None
-        if value is not None and not callable(getattr(value, method, None)):
-            raise ConfigurationError(f"{attribute} has no {method}(): got {value!r}")
-        setattr(m, attribute, value)
+        if value is not None and not isinstance(value, base):
+            raise ConfigurationError(f"{attribute} must be a {base.__name__}, got {value!r}")
+        setattr(s, attribute, value)
     return setter
 
 
 # The defaults are the recommended configuration (glompo_hpc/defaults.py, evidence in
 # docs/benchmarks.md), each used only where the user gave nothing.
 
-def _default_exit_conditions(m):
-    return recommended_exit_conditions(m.n_parms)
+def _default_exit_conditions(s: Settings):
+    return recommended_exit_conditions(s.n_parms)
 
 
-def _default_generator(m):
-    budget = budget_of(m.exit_conditions, m.n_parms)
-    return recommended_generator(m.bounds, budget, seed=derived_seed(m.seed, GENERATOR_KEY))
+def _default_selector(s: Settings):  # the recommended CMA-ES children, sized for the slots and the budget
+    return recommended_selector(s.bounds, s.max_jobs, budget_of(s.exit_conditions, s.n_parms))
 
 
-def _default_stoppers(m):
-    return recommended_stoppers(m.bounds)
+def _default_generator(s: Settings):
+    budget = budget_of(s.exit_conditions, s.n_parms)
+    return recommended_generator(s.bounds, budget, seed=derived_seed(s.seed, GENERATOR_KEY))
+
+
+def _default_stoppers(s: Settings):
+    return recommended_stoppers(s.bounds)
 
 
 def _flag(attribute: str) -> Callable:
-    def setter(m, value) -> None:
-        setattr(m, attribute, bool(value))
+    def setter(s: Settings, value) -> None:
+        setattr(s, attribute, bool(value))
     return setter
 
 
-def _checkpoint_control(m, value) -> None:
+def _int_at_least(attribute: str, low: int) -> Callable:
+    def setter(s: Settings, value) -> None:
+        setattr(s, attribute, check_int(attribute, value, low))
+    return setter
+
+
+def _status_interval(s: Settings, value) -> None:
+    s.status_interval = check_number("status_interval", value, 0, strict=True)
+
+
+def _checkpoint_control(s: Settings, value) -> None:
     if value is not None and not isinstance(value, CheckpointingControl):
         raise ConfigurationError(f"checkpoint_control must be a CheckpointingControl, got {value!r}")
-    m.checkpoint_control = value
+    s.checkpoint_control = value
 
 
-def _summary_files(m, value) -> None:
-    m.summary_files = check_int("summary_files", value, 0)
-    if m.summary_files > 3:
+def _summary_files(s: Settings, value) -> None:
+    s.summary_files = check_int("summary_files", value, 0)
+    if s.summary_files > 3:
         raise ConfigurationError(f"summary_files must be 0, 1, 2 or 3, got {value!r}")
 
 
-def _force_terminations_after(m, value) -> None:
-    m._too_long = check_number("force_terminations_after", value, -1)
-    m.allow_forced_terminations = m._too_long > 0
-    if m.allow_forced_terminations and not m.proc_backend:
+def _force_terminations_after(s: Settings, value) -> None:
+    s.force_terminations_after = check_number("force_terminations_after", value, -1)
+    s.allow_forced_terminations = s.force_terminations_after > 0
+    if s.allow_forced_terminations and not s.proc_backend:
         logger.warning("force_terminations_after is set but the backend is 'threads': threads cannot be "
                        "terminated; hung optimizers will be abandoned (their slots are reused) instead")
 
 
-def _end_timeout(m, value) -> None:
-    default = None if m.backend_name == "threads" else 10.0
-    m.end_timeout = default if value is None else check_number("end_timeout", value, 0)
+def _end_timeout(s: Settings, value) -> None:
+    default = None if s.backend_name == "threads" else 10.0
+    s.end_timeout = default if value is None else check_number("end_timeout", value, 0)
 
 
-def _working_dir(m, value) -> None:
-    m.working_dir = Path(value)
+#: Every setup() keyword but ``task``: its default and its check, in the order they are applied.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("bounds", None, _bounds),
+    Setting("seed", None, _seed),
+    Setting("working_dir", ".", _working_dir),
+    Setting("overwrite_existing", False, _flag("overwrite_existing")),
+    Setting("backend", None, _backend),
+    Setting("max_jobs", None, _max_jobs),
+    Setting("exit_conditions", None, _component("exit_conditions", BaseExitCondition, _default_exit_conditions)),
+    # after max_jobs and exit_conditions: the default is sized by both
+    Setting("opt_selector", None, _component("opt_selector", BaseSelector, _default_selector)),
+    Setting("x0_generator", None, _component("x0_generator", BaseGenerator, _default_generator)),
+    Setting("stoppers", None, _component("stoppers", BaseStopper, _default_stoppers, optional=True)),
+    Setting("share_best_solutions", False, _flag("incumbent_sharing")),
+    Setting("stopcheck_interval", 100, _int_at_least("stopcheck_interval", 1)),
+    Setting("apply_stoppers_to_best", False, _flag("apply_stoppers_to_best")),
+    Setting("status_interval", 600, _status_interval),
+    Setting("checkpoint_control", None, _checkpoint_control),
+    Setting("summary_files", 0, _summary_files),
+    Setting("is_log_detailed", False, _flag("is_log_detailed")),
+    Setting("force_terminations_after", -1, _force_terminations_after),
+    Setting("aggressive_stop", False, _flag("aggressive_stop")),
+    Setting("end_timeout", None, _end_timeout),
+    Setting("split_printstreams", True, _flag("split_printstreams")),
+)
+
+SETTING_NAMES: tuple[str, ...] = tuple(row.name for row in SETTINGS)
 
 
-#: setup() keyword -> setter, in the order they must be applied (later ones read earlier ones).
-SETTINGS: dict[str, Callable[[Any, Any], None]] = {
-    "bounds": _bounds,
-    "seed": _seed,
-    "working_dir": _working_dir,
-    "overwrite_existing": _flag("overwrite_existing"),
-    "backend": _backend,
-    "max_jobs": _max_jobs,
-    "exit_conditions": _component("exit_conditions", "__call__", _default_exit_conditions),
-    "opt_selector": _opt_selector,  # after max_jobs and exit_conditions: the default is sized by both
-    "x0_generator": _component("x0_generator", "generate", _default_generator),
-    "stoppers": _component("stoppers", "__call__", _default_stoppers, optional=True),
-    "share_best_solutions": _flag("incumbent_sharing"),
-    "stopcheck_interval": lambda m, v: setattr(m, "stopcheck_interval", check_int("stopcheck_interval", v, 1)),
-    "apply_stoppers_to_best": _flag("apply_stoppers_to_best"),
-    "status_interval": lambda m, v: setattr(m, "status_interval",
-                                            check_number("status_interval", v, 0, strict=True)),
-    "checkpoint_control": _checkpoint_control,
-    "summary_files": _summary_files,
-    "is_log_detailed": _flag("is_log_detailed"),
-    "force_terminations_after": _force_terminations_after,
-    "aggressive_stop": _flag("aggressive_stop"),
-    "end_timeout": _end_timeout,
-    "split_printstreams": _flag("split_printstreams"),
-}
-
-
-def apply_settings(manager, settings: dict[str, Any]) -> None:
-    """Validate and store ``settings`` (setup() keywords) in dependency order."""
-    unknown = set(settings) - set(SETTINGS)
+def apply_settings(s: Settings, given: dict[str, Any]) -> None:
+    """Validate and store ``given`` (setup() keywords) in table order, then check the slots."""
+    unknown = set(given) - set(SETTING_NAMES)
     if unknown:
-        raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; valid ones are {list(SETTINGS)}")
-    for name, setter in SETTINGS.items():
-        if name in settings:
-            setter(manager, settings[name])
+        raise ConfigurationError(f"unknown setting(s) {sorted(unknown)}; valid ones are {list(SETTING_NAMES)}")
+    for row in SETTINGS:
+        if row.name in given:
+            row.apply(s, given[row.name])
+    if {"max_jobs", "opt_selector", "backend"} & set(given):
+        _fit_selector(s)
 
 
-def prepare_working_dir(manager, refuse_old_results: bool) -> None:
+def _fit_selector(s: Settings) -> None:
+    """Let the selector re-size its options for the slots, then check every option fits."""
+    s.opt_selector.fit_slots(s.max_jobs)
+    for option in s.opt_selector.options:
+        if option.workers > s.max_jobs:
+            raise ConfigurationError(
+                f"optimizer option {option} needs {option.workers} slots but max_jobs is {s.max_jobs}")
+
+
+def prepare_working_dir(s: Settings, refuse_old_results: bool) -> None:
     """Create the working directory; refuse old results unless overwriting is allowed."""
     try:
-        manager.working_dir.mkdir(parents=True, exist_ok=True)
+        s.working_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigurationError(f"working_dir {str(manager.working_dir)!r} cannot be created: {e}") from None
-    old = manager.paths.existing_results()
-    if refuse_old_results and old and not manager.overwrite_existing:
+        raise ConfigurationError(f"working_dir {str(s.working_dir)!r} cannot be created: {e}") from None
+    old = s.paths.existing_results()
+    if refuse_old_results and old and not s.overwrite_existing:
         names = ", ".join(p.name for p in old)
-        raise FileExistsError(f"working_dir {str(manager.working_dir)!r} holds results of an earlier run ({names}); "
+        raise FileExistsError(f"working_dir {str(s.working_dir)!r} holds results of an earlier run ({names}); "
                               "pass overwrite_existing=True or choose another directory")
-    _check_writable(manager)
+    _check_writable(s)
 
 
-def _check_writable(manager) -> None:
+def _check_writable(s: Settings) -> None:
     """Refuse a working directory the run could not write to (a read-only mount, no permission)
     before anything starts: the run would lose every checkpoint, log and summary, and overwriting
     would fail half way through deleting the old results."""
-    m = manager
-    if not (m.summary_files or m.checkpoint_control is not None or m.split_printstreams or m.overwrite_existing):
+    if not (s.summary_files or s.checkpoint_control is not None or s.split_printstreams or s.overwrite_existing):
         return
     try:
-        with tempfile.TemporaryFile(dir=m.working_dir):
+        with tempfile.TemporaryFile(dir=s.working_dir):
             pass
     except OSError as e:
-        raise ConfigurationError(f"working_dir {str(m.working_dir)!r} is not writable ({e.strerror or e}); "
+        raise ConfigurationError(f"working_dir {str(s.working_dir)!r} is not writable ({e.strerror or e}); "
                                  "nothing was changed") from None

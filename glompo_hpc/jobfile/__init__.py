@@ -2,10 +2,11 @@
 
 ``load_job_file(path)`` reads and validates a file, ``validate(dict)`` validates a dict, and
 ``build_manager_kwargs(spec)`` builds the task and components and returns the keyword arguments of
-``GloMPOManager.setup``. The format is documented in :mod:`glompo_hpc.jobfile.schema`.
+``GloMPOManager.setup``. The format is documented in docs/jobfile.md (generated from schema.py).
 """
 
-from .build import build_manager_kwargs, build_task, describe, load_job_file, validate
+from .build import build_manager_kwargs, build_task, describe, idle_rank_warning, load_job_file, validate
 from .schema import JobSpec
 
-__all__ = ("load_job_file", "validate", "build_manager_kwargs", "build_task", "describe", "JobSpec")
+__all__ = ("load_job_file", "validate", "build_manager_kwargs", "build_task", "describe", "idle_rank_warning",
+           "JobSpec")

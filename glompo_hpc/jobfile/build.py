@@ -34,16 +34,16 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
-import yaml
 
 from ..backends.mpi_env import auto_backend
 from ..errors import ConfigurationError, JobFileError
 from .registry import bind_parameters, import_object, resolve
+from .yaml_text import parse_yaml
 from .conditions import Combination, ComponentSpec, Condition
 from .registry import show
 from .schema import JobSpec, ManagerSpec, parse_bounds, parse_job
 
-__all__ = ("load_job_file", "validate", "build_manager_kwargs", "build_task", "describe")
+__all__ = ("load_job_file", "validate", "build_manager_kwargs", "build_task", "describe", "idle_rank_warning")
 
 logger = logging.getLogger("glompo_hpc.jobfile")
 
@@ -77,7 +77,7 @@ def load_job_file(path: str | Path, overrides: Mapping[str, Any] | None = None) 
         raise FileNotFoundError(f"job file {str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise JobFileError(str(path), f"cannot read the job file: {e}") from None
-    data = _parse_yaml(text, str(path))
+    data = parse_yaml(text, str(path))
     if data is None:
         raise JobFileError(str(path), "the job file is empty; it needs at least a 'task' key")
     if not isinstance(data, Mapping):
@@ -86,53 +86,6 @@ def load_job_file(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     if overrides:
         data = _merged(data, overrides)
     return validate(data, base_dir=path.resolve().parent, source=path)
-
-
-# What YAML aliases may add to a job file: a real one repeats a few settings (dozens of values); an
-# alias bomb ("billion laughs", 9 levels of 10 aliases) adds 10**9, which every error message
-# (repr of the bad value) and check would expand: minutes and gigabytes.
-MAX_ALIAS_VALUES = 100_000
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load(text)``, with every way it can fail (also on hostile input) as one JobFileError."""
-    loader = None
-    try:  # yaml.safe_load's two steps, with the alias count between them: the text is parsed once
-        loader = yaml.SafeLoader(text)  # its reader already rejects characters YAML forbids
-        root = loader.get_single_node()
-        _refuse_alias_bombs(root, source)
-        return loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise JobFileError(source, f"{where}invalid YAML: {problem}") from None
-    except RecursionError:
-        raise JobFileError(source, "the job file is nested too deeply, or a YAML alias holds itself") from None
-    except ValueError as e:  # e.g. an integer literal too long to convert
-        raise JobFileError(source, f"cannot read the job file: {e}") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _refuse_alias_bombs(root: Any, source: str) -> None:
-    """Count the document's values with and without expanding aliases, on the node graph (expanding
-    nothing); refuse it if aliases add more than MAX_ALIAS_VALUES."""
-    expanded: dict[int, int] = {}
-
-    def values(node: Any) -> int:
-        if id(node) not in expanded:
-            expanded[id(node)] = 1  # an alias inside its own anchor counts once
-            children = node.value if isinstance(node, yaml.SequenceNode) else \
-                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
-            expanded[id(node)] = 1 + sum(values(c) for c in children)
-        return expanded[id(node)]
-
-    added = (values(root) - len(expanded)) if root is not None else 0
-    if added > MAX_ALIAS_VALUES:
-        raise JobFileError(source, f"its YAML aliases expand to {added:,} more values (the most allowed is "
-                                   f"{MAX_ALIAS_VALUES:,}): an alias bomb?")
 
 
 def _merged(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,7 +124,7 @@ def validate(data: Mapping[str, Any], base_dir: str | Path | None = None, source
     spec.task.target = import_object(spec.task.function, "task.function", "task")
     if not callable(spec.task.target):
         raise JobFileError("task.function", f"{spec.task.function} is not callable")
-    spec.manager.working_dir = str(base / Path(spec.manager.working_dir).expanduser())
+    spec.manager.working_dir = str(base / Path(_working_dir(spec)).expanduser())
     if spec.manager.backend is None:  # the default follows the launch: MPI ranks, or one node
         spec.manager.backend = auto_backend()
     if spec.logging.file is not None:
@@ -185,6 +138,16 @@ def validate(data: Mapping[str, Any], base_dir: str | Path | None = None, source
     if spec.generator is not None:
         _resolve(spec.generator, "generator")
     return spec
+
+
+def _working_dir(spec: JobSpec) -> str:
+    """The job file's ``manager.working_dir``, or by default ``<job file stem>_run``: one folder per
+    job file beside it, so the job file's own folder (often holding other jobs and their task code)
+    never fills with outputs and two job files in one folder never share a run. A dict validated
+    without a file keeps the reference's current directory."""
+    if spec.manager.working_dir is not None:
+        return spec.manager.working_dir
+    return f"{spec.source.stem}_run" if spec.source is not None else "."
 
 
 def _resolve_optimizers(spec: JobSpec) -> None:
@@ -281,6 +244,27 @@ def _task_bounds(spec: JobSpec, task: Any) -> list[tuple[float, float]]:
     return parse_bounds(bounds, "task.bounds")  # type: ignore[return-value]
 
 
+def _task_dimension(task: Any) -> int | None:
+    """The number of parameters a task says it takes (its ``bounds``' length, else an integer
+    ``dims``), or None: any callable is a task, and most say nothing."""
+    bounds = getattr(task, "bounds", None)
+    try:
+        if bounds is not None and not isinstance(bounds, (str, bytes)):
+            return len(bounds)
+    except TypeError:
+        pass
+    dims = getattr(task, "dims", None)
+    return dims if isinstance(dims, int) and not isinstance(dims, bool) else None
+
+
+def _check_dimension(spec: JobSpec, task: Any, bounds: list) -> None:
+    """Bounds of another length than the task's parameters fail now, not in every optimizer."""
+    expected = _task_dimension(task)
+    if spec.bounds is not None and expected is not None and expected != len(bounds):
+        raise JobFileError("bounds", f"{len(bounds)} [min, max] pairs, but the task {spec.task.function} takes "
+                                     f"{expected} parameters: give one pair per parameter")
+
+
 def _with_extras(comp: ComponentSpec, extra: Mapping[str, Any]) -> dict[str, Any]:
     """``comp.params`` plus those of ``extra`` the class takes and the job file did not set."""
     params = dict(comp.params)
@@ -357,6 +341,7 @@ def build_manager_kwargs(spec: JobSpec) -> dict[str, Any]:
     seeds = _derived_seeds(spec)
     task = build_task(spec)
     bounds = _task_bounds(spec, task)
+    _check_dimension(spec, task, bounds)
     extra = {"bounds": bounds}
     kwargs: dict[str, Any] = {
         "task": task,
@@ -412,3 +397,24 @@ def describe(spec: JobSpec, kwargs: Mapping[str, Any] | None = None) -> str:
              f"backend {spec.manager.backend}",
              f"working_dir {spec.manager.working_dir}"]
     return "; ".join(parts)
+
+
+def idle_rank_warning(spec: JobSpec, world_size: int) -> str | None:
+    """What to change when ``manager.max_jobs`` leaves MPI worker ranks without work, else None.
+
+    Rank 0 runs the manager and every other rank offers slots (one each under ``slots: ranks``,
+    ``cores_per_rank`` each under ``slots: cores``); slots beyond ``max_jobs`` are never used.
+    """
+    if spec.manager.backend != "mpi" or spec.manager.max_jobs is None or world_size < 2:
+        return None
+    per_rank = 1 if spec.mpi.slots == "ranks" else spec.mpi.cores_per_rank
+    if per_rank is None:  # cores read on the ranks themselves: unknown here
+        return None
+    workers = world_size - 1
+    busy = -(-spec.manager.max_jobs // per_rank)  # ranks that max_jobs slots fill
+    if busy >= workers:
+        return None
+    idle = workers - busy
+    return (f"manager.max_jobs = {spec.manager.max_jobs} under {world_size} MPI ranks ({workers} worker rank(s) "
+            f"offering {workers * per_rank} slot(s)): {idle} worker rank(s) will idle; leave max_jobs out to use "
+            f"every rank, or start {busy + 1} ranks (mpirun -n {busy + 1})")

@@ -8,14 +8,13 @@ conditions may also be written as
   parentheses, e.g. ``"BestUnmoving(calls=100, tol=0.01) & MinFuncCalls(50) | ValueAnnealing()"``.
   A bare name is a call without arguments; a dotted name ``pkg.mod.Class`` is an import path. A
   bare name as an argument is read as a string: ``TypeHunter(CMAOptimizer)``.
-  The text is parsed with :mod:`ast` and never evaluated: any other syntax is rejected.
+  The text is parsed (Python's ``ast`` module) and never evaluated: any other syntax is rejected.
   Positional arguments skip the parameters filled automatically (``bounds``, ``task``), so
   ``ParameterDistance(0.1)`` sets ``relative_distance``.
 * ``{all: [...]}`` (combined with ``&``) or ``{any: [...]}`` (combined with ``|``), whose items are
   any of these forms, nested freely.
-
-Names stay unresolved here; build.validate resolves them with the registry.
 """
+# Names stay unresolved here; build.validate resolves them with the registry.
 
 from __future__ import annotations
 

@@ -1,44 +1,12 @@
 """The job file schema: one dataclass per section; its fields ARE the valid keys and their defaults.
 
-A job file is a YAML mapping with these top-level keys (only ``task`` is required)::
-
-    task:                      # the function to minimize
-      function: mypkg.tasks:Rastrigin   # 'pkg.module:callable'; short form: task: mypkg.tasks:f
-      args: []                 # when the callable is a class or factory, it is called with these
-      kwargs: {dims: 2}
-      factory: null            # null: classes are called; functions are called only if args/kwargs given
-    bounds: [[-5, 5], [-5, 5]] # or {min: -5, max: 5, dims: 2}; optional if the task has .bounds
-    optimizers:                # the selector and the optimizers it may start
-      selector: CycleSelector  # or {type: RandomSelector, seed: 1}
-      options:
-        - {type: CMAOptimizer, workers: 1, sigma0: 0.3}
-      allow_spawn: [{type: IterSpawnStop, max_calls: 10000}]
-      fcall_thresholds: null   # ChainSelector only
-    stoppers: "BestUnmoving(calls=100, tol=0.01) & MinFuncCalls(min_pts=50) | ValueAnnealing()"
-    exit_conditions: {any: [{type: MaxFuncCalls, fmax: 20000}, "TargetCost(0.0)"]}
-    generator: {type: RandomGenerator}
-    manager: {backend: threads, max_jobs: 4, working_dir: results, seed: 1}
-    mpi: {slots: ranks, cores_per_rank: null}   # backend mpi only; see MPISpec
-    checkpointing: {checkpoint_time_interval: 3600}
-    logging: {level: INFO, file: null}
-    slurm: {time: "1-00:00:00", ntasks: 4, account: myproj, max_requeues: 10}   # see SlurmSpec
-
-Defaults: a job file that leaves out ``optimizers``, ``stoppers``, ``exit_conditions`` or
-``generator`` gets the recommended configuration for each (``glompo_hpc.defaults``; the evidence
-is in docs/benchmarks.md): CMA-ES children whose population grows over the budget,
-``EvaluationsUnmoving & MinFuncCalls`` stoppers (``stoppers: false`` for none), an
-``ExploitExploreGenerator``, and ``MaxFuncCalls(2000 x parameters)``. The smallest job file is
-``task`` and ``bounds``.
-
-Design choice: the manager's settings (every ``GloMPOManager.setup`` parameter that is not a
-component, plus ``seed``) live under ``manager:`` rather than at the top level, so the top level
-names *what* is optimized and *how*, and ``manager:`` maps one-to-one onto setup()'s keywords.
-
-Relative paths (``manager.working_dir``, ``logging.file``) are relative to the job file's directory.
-Stoppers and exit conditions: see :mod:`glompo_hpc.jobfile.conditions` for their forms.
-
-This module only checks structure and scalar values; ``build.py`` resolves names and checks
-component parameters against their classes.
+The user's guide to the format is reference.GUIDE (the head of docs/jobfile.md, which
+reference.py renders from it and these dataclasses). Design choice: the manager's settings (every
+``GloMPOManager.setup`` parameter that is not a component, plus ``seed``) live under
+``manager:`` rather than at the top level, so the top level names *what* is optimized and
+*how*, and ``manager:`` maps one-to-one onto setup()'s keywords. This module only checks
+structure and scalar values; ``build.py`` resolves names and checks component parameters
+against their classes. Section docstrings are user text (they are the reference's prose).
 """
 
 from __future__ import annotations
@@ -126,8 +94,9 @@ def _key(check: Callable[[Any, str], Any] | None = None, default: Any = None, **
 
 @dataclass
 class TaskSpec:
-    """``task:``. ``target`` (not a key) is the imported callable, filled in by build.validate."""
+    """``task:``: the function to minimize, or a class or factory that returns it."""
 
+    # target (not a key): the imported callable, filled in by build.validate
     function: str = _key(_string(), default=dataclasses.MISSING)
     args: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
@@ -162,14 +131,16 @@ class OptimizersSpec:
 class ManagerSpec:
     """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
 
-    ``working_dir`` is relative to the job file's directory. ``seed`` (an integer) seeds numpy's
+    ``working_dir`` is relative to the job file's directory; null (the default) is a folder named
+    after the job file, ``<name>_run``, beside it. ``summary_files`` defaults to 3 (summary, plots
+    and HDF5 log). ``seed`` (an integer) seeds numpy's
     and Python's global RNGs, gives every seedable component (generator, selector, stoppers,
     exit conditions with a ``seed`` parameter) its own seed derived from it, and is setup()'s
     ``seed``: every optimizer gets a seed derived from it and its id. null: a fresh seed,
     recorded in the summary file (``settings.seed``) so the run can be repeated.
     """
 
-    working_dir: str = _key(_string(), ".")
+    working_dir: str | None = _key(_string(nullable=True), None)  # null: '<job file name>_run' beside the job file
     overwrite_existing: bool = _key(_boolean(), False)
     max_jobs: int | None = _key(_integer(lo=1, nullable=True), None)
     backend: str | None = _key(_check("one of " + ", ".join(repr(b) for b in BACKENDS), lambda v: v in BACKENDS,
@@ -178,7 +149,7 @@ class ManagerSpec:
     stopcheck_interval: int = _key(_integer(lo=1), 100)
     apply_stoppers_to_best: bool = _key(_boolean(), False)
     status_interval: float = _key(_number(lo=0, strict=True), 600)
-    summary_files: int = _key(_integer(lo=0, hi=3), 0)
+    summary_files: int = _key(_integer(lo=0, hi=3), 3)  # the Python API's default is 0
     is_log_detailed: bool = _key(_boolean(), False)
     force_terminations_after: float = _key(_number(lo=-1), -1)
     aggressive_stop: bool = _key(_boolean(), False)
@@ -249,14 +220,27 @@ def _strings(value: Any, key_path: str) -> list[str]:
     return list(value)
 
 
+def _sbatch_options(value: Any, key_path: str) -> list[str]:
+    options = _strings(value, key_path)
+    for i, option in enumerate(options):
+        if not re.fullmatch(r"--[A-Za-z][\w-]*(=.+)?", option):
+            raise JobFileError(f"{key_path}[{i}]", f"expected a long sbatch option, '--name=value' or '--name' "
+                                                   f"(e.g. '--mail-type=END'), got {show(option)}")
+    return options
+
+
 @dataclass
 class SlurmSpec:
     """``slurm:``: the SLURM request (``submit``, ``jobscript``) and the walltime behaviour (docs/slurm.md).
 
     ``time``: SLURM's forms. USR2 comes ``signal_delay_s`` (SLURM) or ``margin_s`` (the run's own
     guard) before the limit; the run checkpoints and asks for a requeue, at most ``max_requeues``
-    times. ``setup``: shell lines run before the launch, verbatim. ``python``: the interpreter on
-    the nodes (default: this one). ``log_dir``: relative to the job file's directory.
+    times. ``mem``, ``qos``, ``gres``, ``constraint``: the ``#SBATCH`` options of those names
+    (e.g. ``mem: 4G``); ``sbatch``: any other options, one per item (``--mail-type=END``), each
+    written as an ``#SBATCH`` line, so a regenerated script keeps them. ``setup``: shell lines run
+    before the launch, verbatim. ``python``: the interpreter on the nodes; null: ``python3`` from
+    the PATH the ``setup`` lines leave (the environment they activate), or without ``setup`` the
+    interpreter that wrote the script. ``log_dir``: relative to the job file's directory.
     """
 
     job_name: str = _key(_string(), "glompo")
@@ -266,6 +250,11 @@ class SlurmSpec:
     cpus_per_task: int = _key(_integer(lo=1), 1)
     partition: str | None = _key(_string(nullable=True), None)
     account: str | None = _key(_string(nullable=True), None)
+    mem: str | None = _key(_string(nullable=True), None)
+    qos: str | None = _key(_string(nullable=True), None)
+    gres: str | None = _key(_string(nullable=True), None)
+    constraint: str | None = _key(_string(nullable=True), None)
+    sbatch: list = _key(_sbatch_options, dataclasses.MISSING, default_factory=list)
     signal_delay_s: int | None = _key(_integer(lo=1, nullable=True), None)  # null: min(300, limit / 4)
     margin_s: float | None = _key(_number(lo=0, nullable=True), None)  # null: as signal_delay_s
     max_requeues: int = _key(_integer(lo=0), 10)
@@ -404,7 +393,14 @@ def parse_bounds(value: Any, key_path: str = "bounds") -> list[tuple[float, floa
 
 # ------------------------------------------------------------ the whole file
 
+#: ``checkpointing:`` left out of a job file: a checkpoint every half hour (at most 30 minutes of
+#: work lost to a node failure; pausing the optimizers for it costs well under a second), keeping
+#: the two before the newest (a damaged newest one still leaves one to resume from).
+CLUSTER_CHECKPOINTING = {"checkpoint_time_interval": 1800, "keep_past": 2}
+
+
 def _checkpointing(value: Any) -> CheckpointingControl | None:
+    """``false`` or ``null``: none; ``true``: the reference's settings (checkpoints on signals only)."""
     if value is None or value is False:
         return None
     if value is True:
@@ -470,7 +466,7 @@ def parse_job(data: Any, source: Path | None = None, base_dir: Path | None = Non
         spec.manager = ManagerSpec(**read_section(ManagerSpec, top["manager"], "manager"))
     if top.get("mpi") is not None:
         spec.mpi = MPISpec(**read_section(MPISpec, top["mpi"], "mpi"))
-    spec.checkpointing = _checkpointing(top.get("checkpointing"))
+    spec.checkpointing = _checkpointing(top.get("checkpointing", CLUSTER_CHECKPOINTING))
     if top.get("logging") is not None:
         spec.logging = LoggingSpec(**read_section(LoggingSpec, top["logging"], "logging"))
     if top.get("slurm") is not None:

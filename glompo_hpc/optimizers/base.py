@@ -10,6 +10,7 @@ than their public attributes, ``checkpoint_save``/``checkpoint_load``.
 from __future__ import annotations
 
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -17,13 +18,18 @@ from typing import Any, Callable, Protocol, Sequence
 import dill
 import numpy as np
 
+from ..compat.apply import gone_message, warn_old_name
+from ..compat.table import Place, row
 from ..core import messages as msg
 from ..core.result import MinimizeResult
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, GloMPOError
 
 __all__ = ("BaseOptimizer", "ManagerLink", "MinimizeResult")
 
 EVALUATION_BACKENDS = ("threads", "processes")
+#: GloMPO 3.1's ``message_manager`` codes: 0 "I converged", 1 "paused" (sent by its base class), 9 a text.
+CONVERGED, PAUSED, TEXT = 0, 1, 9
+_GLOMPO_INIT_ARGS = ("_opt_id", "_signal_pipe", "_results_queue", "_pause_flag")
 
 
 class ManagerLink(Protocol):
@@ -45,10 +51,18 @@ class BaseOptimizer(ABC):
         **kwargs: Kept in ``self.settings`` for subclasses and the summary file.
     """
 
+    #: Whether keywords the constructor does not name are options of the algorithm (CMA's cma
+    #: options, scipy's minimize arguments). False: each keyword of a selector option must be a
+    #: named parameter, and an unknown one fails at setup() with a did-you-mean. None (the
+    #: default): True when a subclass's own ``__init__`` takes ``**kwargs``.
+    free_options: bool | None = None
+
     #: Attributes that never go into a checkpoint (transport handles, loggers, pools).
     _transient = ("_link", "logger", "_pending", "_flush_evaluations")
 
-    def __init__(self, workers: int = 1, backend: str = "threads", is_log_detailed: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, workers: int = 1, backend: str = "threads", is_log_detailed: bool = False,
+                 **kwargs: Any):
+        workers, backend, is_log_detailed = _init_arguments(args, kwargs, workers, backend, is_log_detailed)
         if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
             raise ConfigurationError(f"workers must be an integer >= 1, got {workers!r}")
         if backend not in EVALUATION_BACKENDS:
@@ -65,6 +79,7 @@ class BaseOptimizer(ABC):
         self.logger = logging.getLogger("glompo_hpc.optimizers")
         self._link: ManagerLink | None = None
         self._pending: list[msg.ManagerMessage] = []
+        self.converged_message: str | None = None  # set by GloMPO 3.1's message_manager(0, reason)
 
     # ------------------------------------------------------------ the algorithm
 
@@ -77,6 +92,26 @@ class BaseOptimizer(ABC):
         Call ``self.check_messages()`` once per iteration and return when ``self.stop_requested``.
         ``function`` also offers ``function.batch(xs)`` to evaluate many points over ``workers``.
         """
+
+    def run(self, function: Callable[[Sequence[float]], float], x0: Sequence[float],
+            bounds: Sequence[tuple[float, float]]) -> MinimizeResult:
+        """What the child host calls: ``minimize``, with GloMPO 3.1's habits turned into a result.
+
+        A ``minimize`` returning None (common in 3.1) ends cleanly: the optimizer's best point
+        becomes its result (``x`` None here; the host fills it from the task wrapper) and a warning
+        is logged. ``message_manager(0, reason)`` marks the result successful.
+        """
+        result = self.minimize(function, x0, bounds)
+        if result is None:
+            self.logger.warning("%s.minimize returned None: its best evaluation is taken as its result (return a "
+                                "MinimizeResult)", type(self).__name__)
+            warn_old_name(row(Place.OPTIMIZER, "minimize returning None"), type(self).__name__)
+            result = MinimizeResult()
+        if result.stats is None:  # 3.1's MinimizeResult started with stats None
+            result.stats = {}
+        if self.converged_message is not None:
+            result.success = True
+        return result
 
     def callstop(self, reason: str = "") -> None:
         """Ask the optimizer to end at its next chance. Overriding methods must call super()."""
@@ -107,16 +142,48 @@ class BaseOptimizer(ABC):
         self._link = link
         self.logger = logging.getLogger(f"glompo_hpc.optimizers.opt{opt_id}")
 
-    def message_manager(self, message: msg.ChildMessage) -> None:
-        if self._link is not None:
+    def message_manager(self, message: msg.ChildMessage | int, text: str | None = None) -> None:
+        """Send a message to the manager (the child host and the task wrapper do; optimizers need not).
+
+        GloMPO 3.1's integer codes still work: ``0`` (converged: the result is marked successful,
+        ``text`` is the reason) and ``9`` (``text`` is logged as a warning), each with a
+        DeprecationWarning naming the new way; any other code raises GloMPOError saying why.
+        """
+        if isinstance(message, int):
+            self._glompo_message(message, text)
+        elif self._link is not None:
             self._link.send(message)
+
+    def _glompo_message(self, code: int, text: str | None) -> None:
+        where = f"{type(self).__name__}.message_manager"
+        if code == CONVERGED:
+            warn_old_name(row(Place.OPTIMIZER, "message_manager(0, reason)"), where)
+            self.converged_message = text or "converged"
+        elif code == TEXT:
+            warn_old_name(row(Place.OPTIMIZER, "message_manager(9, text)"), where)
+            self.logger.warning("Optimizer %s: %s", self.opt_id, text)
+        elif code == PAUSED:
+            raise GloMPOError(gone_message(row(Place.OPTIMIZER, "message_manager(1)"), where))
+        else:
+            raise GloMPOError(f"{where}({code!r}): GloMPO 3.1 knew codes 0 (converged), 1 (paused) and 9 (text); "
+                              "return a MinimizeResult to end, log text with self.logger")
+
+    @property
+    def _pause_signal(self) -> "_NoPause":
+        """GloMPO 3.1's pause event: its ``wait()`` returns at once, as ``check_messages()`` pauses."""
+        return _NoPause(self)
+
+    @property
+    def _signal_pipe(self) -> ManagerLink | None:
+        """GloMPO 3.1's manager pipe, tested by its optimizers before ``check_messages()``: the link."""
+        return self._link
 
     def poll_stop(self) -> bool:
         """Cheap check between evaluations: reads pending manager messages, acts on Stop only."""
         if self._link is not None:
             while (m := self._link.receive(0.0)) is not None:
                 if isinstance(m, msg.Stop):
-                    self.callstop(m.reason)
+                    self._stop(m.reason)
                 else:
                     self._pending.append(m)
         return self.stop_requested
@@ -134,9 +201,14 @@ class BaseOptimizer(ABC):
         while self._pending:
             self._handle(self._pending.pop(0))
 
+    def _stop(self, reason: str) -> None:
+        # set here too: a GloMPO 3.1 callstop does not call super(), and the host reads stop_requested
+        self.stop_reason = reason or "stopped"
+        self.callstop(reason)
+
     def _handle(self, m: msg.ManagerMessage) -> None:
         if isinstance(m, msg.Stop):
-            self.callstop(m.reason)
+            self._stop(m.reason)
         elif isinstance(m, msg.InjectIncumbent):
             self.inject(m.x, m.fx)
         elif isinstance(m, msg.SaveState):
@@ -151,7 +223,7 @@ class BaseOptimizer(ABC):
             if isinstance(m, msg.Resume):
                 return
             if isinstance(m, msg.Stop):
-                self.callstop(m.reason)
+                self._stop(m.reason)
                 return
             self._handle(m)
 
@@ -185,6 +257,7 @@ class BaseOptimizer(ABC):
         opt._pending = []
         opt.is_restart = True
         opt.stop_reason = None
+        opt.__dict__.setdefault("converged_message", None)  # absent from checkpoints of earlier versions
         return opt
 
     def _all_transient(self) -> set[str]:
@@ -196,3 +269,38 @@ class BaseOptimizer(ABC):
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
         return f"{type(self).__name__}(workers={self.workers}{', ' + settings if settings else ''})"
+
+
+class _NoPause:
+    """What ``self._pause_signal`` returns: 3.1's ``wait()`` call, which is not needed any more."""
+
+    def __init__(self, optimizer: BaseOptimizer):
+        self.optimizer = optimizer
+
+    def wait(self, timeout: float | None = None) -> bool:
+        warn_old_name(row(Place.OPTIMIZER, "self._pause_signal.wait()"), type(self.optimizer).__name__)
+        return True
+
+
+def _init_arguments(args: tuple, kwargs: dict[str, Any], workers: Any, backend: Any,
+                    is_log_detailed: Any) -> tuple[Any, Any, Any]:
+    """``workers, backend, is_log_detailed`` from positional arguments of either signature.
+
+    glompo_hpc's are ``(workers, backend, is_log_detailed)``; GloMPO 3.1's subclasses pass
+    ``(_opt_id, _signal_pipe, _results_queue, _pause_flag, workers, backend, is_log_detailed)``,
+    whose first four the manager now supplies (``attach``): they are dropped with a warning,
+    as are the same four given by keyword.
+    """
+    legacy = [name for name in _GLOMPO_INIT_ARGS if name in kwargs]
+    for name in legacy:
+        kwargs.pop(name)
+    if len(args) > 3 or legacy:
+        warn_old_name(row(Place.OPTIMIZER, "BaseOptimizer.__init__(_opt_id, _signal_pipe, _results_queue, "
+                                           "_pause_flag, ...)"), "BaseOptimizer")
+    if len(args) > 3:
+        args = args[4:]
+    if len(args) > 3:
+        raise ConfigurationError(f"BaseOptimizer takes at most (workers, backend, is_log_detailed) positionally, "
+                                 f"got {len(args)} more arguments")
+    given = dict(zip(("workers", "backend", "is_log_detailed"), args))
+    return given.get("workers", workers), given.get("backend", backend), given.get("is_log_detailed", is_log_detailed)

@@ -51,6 +51,7 @@ import cma
 import numpy as np
 from cma.restricted_gaussian_sampler import GaussVDSampler, GaussVkDSampler
 
+from ..compat import Place, old_keywords
 from ..errors import ConfigurationError
 from .base import BaseOptimizer, MinimizeResult
 
@@ -99,6 +100,7 @@ class CMAOptimizer(BaseOptimizer):
     """
 
 
+    @old_keywords(Place.CMA, "CMAOptimizer()")  # GloMPO 3.1's injection_frequency
     def __init__(self, sigma0: float = 0.5, sampler: str = "full", verbose: bool | int = False,
                  keep_files: bool = False, force_injects: bool | None = None, injection_interval: int | None = None,
                  workers: int = 1, backend: str = "threads", is_log_detailed: bool = False, **cma_options: Any):

@@ -31,6 +31,8 @@ class RandomOptimizer(BaseOptimizer):
         is_log_detailed: Evaluate through ``task.detailed_call``.
     """
 
+    free_options = False  # its **kwargs only reach the settings: a misspelt keyword fails at setup()
+
     def __init__(self, iters: int = 100, seed: int | None = None, workers: int = 1, backend: str = "threads",
                  is_log_detailed: bool = False, **kwargs: Any):
         if not isinstance(iters, (int, np.integer)) or isinstance(iters, bool) or iters < 0:

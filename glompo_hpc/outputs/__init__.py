@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.optlog import LogSink
+from ..core.state import EndKind
 
 __all__ = ("write_outputs", "open_log_sink", "log_status", "run_key", "run_state", "in_session")
 
@@ -54,7 +55,9 @@ def _headers(manager: Any) -> dict[str, str] | None:
 
 
 def _static_attrs(manager: Any) -> dict[str, Any]:
-    return {"task": repr(manager.task), "bounds": np.asarray(manager.bounds, dtype=float),
+    from .task_label import task_label
+
+    return {"task": task_label(manager.task), "bounds": np.asarray(manager.bounds, dtype=float),
             "working_dir": str(Path(manager.working_dir).resolve()), "user": getpass.getuser(),
             "host": socket.gethostname(), "pid": os.getpid(), "run_key": run_key(manager),
             "created": manager.dt_starts[0].isoformat(timespec="seconds") if manager.dt_starts else "",
@@ -64,7 +67,7 @@ def _static_attrs(manager: Any) -> dict[str, Any]:
 def in_session(manager: Any) -> bool:
     """True while a session runs and has not ended yet (a manager loaded from a checkpoint is not)."""
     m = manager
-    return bool(getattr(m, "_running", False)) and m.t_start is not None and (m.t_end is None or m.t_end < m.t_start)
+    return m.is_running and m.t_start is not None and (m.t_end is None or m.t_end < m.t_start)
 
 
 def run_state(manager: Any, final: bool) -> str:
@@ -72,7 +75,8 @@ def run_state(manager: Any, final: bool) -> str:
         return "running"
     if manager.interrupted:
         return "interrupted"
-    if str(manager.exit_reason).startswith("manager crashed"):
+    end = manager.state.end
+    if end is not None and end.kind is EndKind.MANAGER_CRASHED:
         return "crashed"
     return "finished" if manager.converged else "ended"
 
@@ -189,7 +193,7 @@ def log_status(manager: Any) -> dict[str, Any]:
     if log is None or manager.summary_files < 3:
         return {}
     sink = log.sink
-    if sink is not None and callable(getattr(sink, "status", None)):
+    if sink is not None:
         return sink.status()
     return dict(log.sink_status)
 
@@ -201,7 +205,7 @@ def write_outputs(manager: Any) -> None:
     """
     log = manager.opt_log
     sink = log.sink if log is not None else None
-    if sink is not None and callable(getattr(sink, "close", None)):
+    if sink is not None:
         try:
             log.sink_status = sink.close()
         except Exception as e:

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 import h5py  # at import time: its exit handlers must be registered before ours (they run in reverse)
 import numpy as np
 
-from ..core.optlog import OptimizerRecord
+from ..core.optlog import LogSink, OptimizerRecord
 from .h5_format import (COMPRESSION, FORMAT_VERSION, append_extras, append_text, attr_value, check_space,
                         extras_block, roll_back_group, versions, write_record)
 from .read_log import FORMAT_NAME, GROUP_PREFIX, LogFormatError, decode, flush_lock
@@ -68,7 +68,7 @@ FLUSH_ROWS = int(_env_number("GLOMPO_HPC_LOG_FLUSH_ROWS", 8_192))
 _WRITERS: "weakref.WeakSet[HDF5LogWriter]" = weakref.WeakSet()
 
 
-class HDF5LogWriter:
+class HDF5LogWriter(LogSink):
     """Receives the OptimizerLog's records and batches and streams them to ``path``.
 
     Create with :meth:`create` (a new log) or :meth:`open_for_resume` (append to an existing one);

@@ -38,6 +38,7 @@ def _share(n_optimizers: int) -> int:
 DECADES = 3.0  # a log-scale variant is drawn when finite |fx| spans at least this many decades
 # Marker of each way an optimizer can end (alive optimizers get none).
 END_MARKERS = {"converged": ("*", "tab:green", "converged"), "stopped": ("X", "tab:red", "stopped by manager"),
+               "unfinished": ("o", "tab:blue", "running at the end"),
                "crashed": ("P", "black", "crashed"), "forced": ("s", "tab:orange", "forced termination"),
                "other": ("D", "tab:gray", "other end")}
 

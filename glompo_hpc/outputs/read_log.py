@@ -83,8 +83,14 @@ class LogData:
         return sum(o.rows for o in self.optimizers)
 
 
+#: How an optimizer ended, by category; the one definition the result lines, ``summary``, the YAML
+#: summary and the plot legend count by. 'stopped': ended by the manager's stoppers; 'unfinished':
+#: still running when the run ended (its exit conditions, or a signal) and stopped with it.
+END_CATEGORIES = ("alive", "converged", "stopped", "unfinished", "crashed", "forced", "other")
+
+
 def end_category(end_cond: str, t_end: float | None) -> str:
-    """'alive', 'converged', 'stopped', 'crashed', 'forced' or 'other' from an end condition text."""
+    """One of END_CATEGORIES from an end condition text (as the session writes them)."""
     if t_end is None or (isinstance(t_end, float) and math.isnan(t_end)):
         return "alive"
     text = end_cond or ""
@@ -92,11 +98,19 @@ def end_category(end_cond: str, t_end: float | None) -> str:
         return "crashed"
     if text.startswith("Forced"):
         return "forced"
-    if text.startswith(("GloMPO Termination", "Stopped")):
+    if text.startswith("GloMPO Termination"):  # the manager's Stop after a stopper fired
         return "stopped"
+    if text.startswith("Stopped"):  # 'Stopped: manager is shutting down': the run ended around it
+        return "unfinished"
     if text.startswith("Optimizer"):  # 'Optimizer convergence', 'Optimizer ended without convergence'
         return "converged"
     return "other"
+
+
+def end_counts(records: Any) -> dict[str, int]:
+    """Optimizers per END_CATEGORIES entry, from ``OptimizerLog.records`` (all categories, zeros included)."""
+    categories = [end_category(r.end_cond, r.t_end) for r in records.values()]
+    return {c: categories.count(c) for c in END_CATEGORIES}
 
 
 def decode(value: Any) -> Any:

@@ -19,11 +19,11 @@ import numpy as np
 import yaml
 
 from ..core.paths import RunPaths
-from .read_log import LogData, end_category, read_log
+from .read_log import END_CATEGORIES, LogData, end_category, read_log
 
 __all__ = ("run_report", "RunFilesMissing")
 
-CATEGORIES = ("alive", "converged", "stopped", "crashed", "forced", "other")
+CATEGORIES = END_CATEGORIES
 
 
 class RunFilesMissing(FileNotFoundError):

@@ -15,6 +15,7 @@ import yaml
 
 from .. import __version__
 from .atomic import atomic_write_text
+from .task_label import task_label
 
 __all__ = ("summary_dict", "write_summary")
 
@@ -56,9 +57,9 @@ def _time_used(m) -> float:
 def _checkpoints(m) -> dict[str, Any]:
     """Checkpoints taken (all sessions), those still on disk, and each one's size and time."""
     return {"made": len(m.checkpoint_history), "names": sorted(m.checkpoint_history),
-            "on_disk": list(getattr(m, "checkpoint_files", []) or []),
-            "last_exit_checkpoint": getattr(m, "exit_checkpoint", None),
-            "details": list(getattr(m, "checkpoint_log", []) or [])}
+            "on_disk": list(m.checkpoint_files),
+            "last_exit_checkpoint": m.exit_checkpoint,
+            "details": list(m.checkpoint_log)}
 
 
 def _log_section(m) -> dict[str, Any]:
@@ -72,16 +73,13 @@ def _log_section(m) -> dict[str, Any]:
 
 
 def _combinable_text(obj: Any) -> str | None:
-    if obj is None:
-        return None
-    text = getattr(obj, "str_with_result", None)
-    return text() if callable(text) else str(obj)
+    return None if obj is None else obj.str_with_result()
 
 
 def summary_dict(manager) -> dict[str, Any]:
     """Everything the summary file holds, as plain data."""
     from . import in_session, run_state
-    from .read_log import end_category
+    from .read_log import END_CATEGORIES, end_category
 
     m = manager
     sessions = [{"start": s, "end": e} for s, e in zip(m.dt_starts, m.dt_ends + [None] * len(m.dt_starts))]
@@ -94,7 +92,7 @@ def summary_dict(manager) -> dict[str, Any]:
     return _plain({
         "assignment": {
             "glompo_hpc_version": __version__,
-            "task": repr(m.task),
+            "task": task_label(m.task),
             "working_dir": Path(m.working_dir).resolve(),
             "user": getpass.getuser(),
             "host": socket.gethostname(),
@@ -105,7 +103,7 @@ def summary_dict(manager) -> dict[str, Any]:
             "backend": m.backend_name,
             "max_jobs": m.max_jobs,
             "n_parms": m.n_parms,
-            "seed": getattr(m, "seed", None),  # repeats the run: setup(seed=...) / manager.seed
+            "seed": m.seed,  # repeats the run: setup(seed=...) / manager.seed
             "bounds": [list(b) for b in m.bounds],
             "opt_selector": str(m.opt_selector),
             "x0_generator": str(m.x0_generator),
@@ -114,7 +112,7 @@ def summary_dict(manager) -> dict[str, Any]:
             "stopcheck_interval": m.stopcheck_interval,
             "apply_stoppers_to_best": m.apply_stoppers_to_best,
             "share_best_solutions": m.incumbent_sharing,
-            "force_terminations_after": m._too_long,
+            "force_terminations_after": m.force_terminations_after,
             "aggressive_stop": m.aggressive_stop,
             "end_timeout": m.end_timeout,
             "is_log_detailed": m.is_log_detailed,
@@ -132,8 +130,7 @@ def summary_dict(manager) -> dict[str, Any]:
                 "crashed": sum(1 for c in end_conds if c.startswith("Error")),
                 "forced_terminations": sum(1 for c in end_conds if c.startswith("Forced")),
                 "alive": categories.count("alive"),
-                "by_end": {c: categories.count(c) for c in ("alive", "converged", "stopped", "crashed", "forced",
-                                                             "other") if categories.count(c)},
+                "by_end": {c: categories.count(c) for c in END_CATEGORIES if categories.count(c)},
             },
         },
         "run_information": {

@@ -36,7 +36,8 @@ from ..jobfile.registry import show
 from ..jobfile.schema import SlurmSpec
 from .walltime import EXIT_REQUEUE
 
-__all__ = ("LAUNCHERS", "render_jobscript", "generic_jobscript", "sbatch_directives", "launch_command", "one_line")
+__all__ = ("LAUNCHERS", "render_jobscript", "generic_jobscript", "sbatch_directives", "launch_command", "one_line",
+           "node_python", "requeue_warning")
 
 LAUNCHERS = ("mpirun", "srun")
 LOG_NAME = "glompo-%j.out"  # %j: SLURM's job id; one file per job, appended to by each restart
@@ -81,6 +82,10 @@ def sbatch_directives(slurm: SlurmSpec, log_dir: str | Path | None = None) -> li
     directive("nodes", slurm.nodes)
     directive("ntasks", slurm.ntasks)
     directive("cpus-per-task", slurm.cpus_per_task)
+    for name in ("mem", "qos", "gres", "constraint"):
+        directive(name, getattr(slurm, name))
+    for i, option in enumerate(slurm.sbatch):  # one word each: '--mail-user=a@b.org', '--exclusive'
+        lines.append(f"#SBATCH {q(one_line(option, f'slurm.sbatch[{i}]'))}")
     lines += ["# Nothing below needs editing: requeue on request, USR2 to this script before the",
               "# limit (the trap below forwards it), one log appended to by every restart.",
               "#SBATCH --requeue",
@@ -151,16 +156,40 @@ def render_jobscript(slurm: SlurmSpec, launcher: str = "mpirun", job_file: str |
         "",
         "# ---- EDIT: modules and the Python environment that has glompo_hpc installed",
         *setup,
-        f"python={q(python)}  # the interpreter with glompo_hpc (after the setup above)",
+        f"python={q(python)}  # the interpreter with glompo_hpc, found after the setup above",
         job_line,
         f"max_requeues={int(slurm.max_requeues)}  # keep equal to the job file's slurm.max_requeues",
         f"launch=({' '.join(launch)})",
+        *(_MPI4PY_NOTE if launcher == "mpirun" else ()),
         "",
         "# ---- nothing below needs editing",
         f"exit_requeue={EXIT_REQUEUE}  # glompo-hpc run: 'checkpointed at the time limit, requeue me'",
         *_RUN_AND_REQUEUE,
     ]
     return "\n".join(lines) + "\n"
+
+
+# mpi4py is built against one MPI library; an mpirun of another starts N separate one-rank worlds.
+_MPI4PY_NOTE = ("# mpi4py must be built against the MPI whose mpirun is first on PATH after the setup above",
+                "# (check: $python -c 'import mpi4py; print(mpi4py.get_config())'; 'which mpirun').")
+
+
+def node_python(slurm: SlurmSpec, this_interpreter: str) -> str:
+    """The interpreter the script runs: ``slurm.python``; else ``python3`` from the PATH that the
+    ``setup`` lines leave (they activate the site's environment, which an absolute path to this
+    machine's interpreter would override); else, with no setup, ``this_interpreter``."""
+    if slurm.python is not None:
+        return slurm.python
+    return "python3" if slurm.setup else this_interpreter
+
+
+def requeue_warning(checkpointing: object | None) -> str | None:
+    """What a requeued job loses when the job file has no checkpointing, else None."""
+    if checkpointing is not None:
+        return None
+    return ("the job file turns checkpointing off, so the job checkpoints neither periodically nor at the time "
+            "limit: each requeued start runs 'run --resume auto' from scratch; remove 'checkpointing: false' "
+            "(or set checkpoint_time_interval) to continue across requeues")
 
 
 def generic_jobscript(launcher: str) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .environment import detect
-from .jobscript import one_line
+from .jobscript import node_python, one_line
 from .walltime import EXIT_REQUEUE, RequeueBudget, requeue_refusal
 
 __all__ = ("GlompoRun", "Submission", "submit", "make_executor", "format_submission")
@@ -168,7 +168,7 @@ def make_executor(spec: Any, dry_run: bool = False) -> Any:
         raise JobFileError("slurm.ntasks", f"submitit starts the same number of tasks on every node: "
                                            f"{slurm.ntasks} tasks on {slurm.nodes} nodes do not divide evenly")
     folder = Path(spec.base_dir) / Path(slurm.log_dir).expanduser() / "%j"
-    python = slurm.python or sys.executable
+    python = node_python(slurm, sys.executable)
     # submitit writes these into #SBATCH lines and the script: a line break there would run its rest
     for value, key_path in ((slurm.job_name, "slurm.job_name"), (slurm.partition, "slurm.partition"),
                             (slurm.account, "slurm.account"), (python, "slurm.python"), (str(folder), "slurm.log_dir"),
@@ -185,9 +185,12 @@ def make_executor(spec: Any, dry_run: bool = False) -> Any:
         "signal_delay_s": int(slurm.signal_delay_s),
         "additional_parameters": {"requeue": True},
     }
-    for name in ("partition", "account"):
+    for name in ("partition", "account", "mem", "qos", "gres", "constraint"):
         if getattr(slurm, name) is not None:
-            params[name] = getattr(slurm, name)
+            params[name] = one_line(getattr(slurm, name), f"slurm.{name}")
+    for i, option in enumerate(slurm.sbatch):  # '--mail-type=END' -> mail_type: END; '--exclusive' -> True
+        name, _, value = one_line(option, f"slurm.sbatch[{i}]")[2:].partition("=")
+        params["additional_parameters"][name.replace("-", "_")] = value or True
     if slurm.srun_args:
         params["srun_args"] = list(slurm.srun_args)
     if slurm.setup:
@@ -218,7 +221,7 @@ def submit(job_file: str | Path, dry_run: bool = False) -> Submission:
     spec = load_job_file(job_file)
     run = GlompoRun(Path(job_file).resolve(), spec.slurm.max_requeues)
     executor = make_executor(spec, dry_run=dry_run)
-    run_command = [shlex.quote(spec.slurm.python or sys.executable), "-m", "glompo_hpc", *map(shlex.quote, run.argv)]
+    run_command = [shlex.quote(node_python(spec.slurm, sys.executable)), "-m", "glompo_hpc", *map(shlex.quote, run.argv)]
     folder = Path(executor.folder)
     if dry_run:
         sbatch_file = folder.parent / ".submission_file_<id>.sh"

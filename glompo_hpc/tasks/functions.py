@@ -20,91 +20,16 @@ from __future__ import annotations
 
 import functools
 import math
-import time
-from abc import abstractmethod
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..validation import check_int
-from .base import BaseFunction
+from ..validation import check_int, check_number
+from .benchmark import BenchmarkFunction
 
 __all__ = ("Rastrigin", "Ackley", "Griewank", "Levy", "Michalewicz", "Schwefel", "StyblinskiTang",
            "Rosenbrock", "Shekel", "LennardJones", "ALL_FUNCTIONS")
-
-
-class BenchmarkFunction(BaseFunction):
-    """Shared machinery: argument checks, the per-call delay, the positive shift and ``__repr__``.
-
-    Subclasses set ``_DOMAIN`` (or override ``_domain``), ``_HEADERS`` when ``_terms`` returns
-    extras, and implement ``_terms`` and ``_minimum``.
-    """
-
-    _DOMAIN: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    _HEADERS: ClassVar[dict[str, str] | None] = None
-
-    def __init__(self, dims: int = 2, delay: float = 0.0, shift_positive: bool = False,
-                 min_dims: int = 1):
-        self.dims = check_int("dims", dims, min_dims)
-        if isinstance(delay, bool) or not isinstance(delay, (int, float, np.number)) \
-                or not math.isfinite(delay) or delay < 0:
-            raise ConfigurationError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
-        self.delay = float(delay)
-        self.shift_positive = bool(shift_positive)
-        self.bounds: list[tuple[float, float]] = [self._domain()] * self.dims
-        self.min_x, raw_min_fx = self._minimum()
-        self._shift = 0.0
-        if self.shift_positive:
-            self._shift = -(raw_min_fx if raw_min_fx is not None else self._lower_bound())
-        self.min_fx = None if raw_min_fx is None else raw_min_fx + self._shift
-
-    # ---- to implement ----------------------------------------------------------------------------
-    @abstractmethod
-    def _terms(self, x: np.ndarray) -> tuple[Any, ...]:
-        """``(fx, *extras)`` at the validated point ``x``, before the shift."""
-
-    @abstractmethod
-    def _minimum(self) -> tuple[np.ndarray | None, float | None]:
-        """``(min_x, min_fx)`` before the shift."""
-
-    def _lower_bound(self) -> float:
-        """A proven lower bound, used for ``shift_positive`` when ``min_fx`` is unknown."""
-        raise NotImplementedError
-
-    def _domain(self) -> tuple[float, float]:
-        return self._DOMAIN
-
-    def _repr_args(self) -> dict[str, Any]:
-        return {"dims": self.dims}
-
-    # ---- public interface ------------------------------------------------------------------------
-    def __call__(self, x: Sequence[float]) -> float:
-        """The function value at ``x``, after sleeping ``delay`` seconds."""
-        return self.detailed_call(x)[0]
-
-    def detailed_call(self, x: Sequence[float]) -> tuple[Any, ...]:
-        """``(fx, *extras)`` at ``x``, with the extras named by ``headers``."""
-        arr = np.asarray(x, dtype=float)
-        if arr.shape != (self.dims,):
-            got = f"length {len(arr)}" if arr.ndim == 1 else f"shape {arr.shape}"
-            raise ConfigurationError(f"{self!r} needs x of length {self.dims}, got {got}")
-        if self.delay:
-            time.sleep(self.delay)
-        fx, *extras = self._terms(arr)
-        return (float(fx) + self._shift, *extras)
-
-    def headers(self) -> dict[str, str] | None:
-        """Names and numpy type strings of the extras of ``detailed_call``; None if there are none."""
-        return None if self._HEADERS is None else dict(self._HEADERS)
-
-    def __repr__(self) -> str:
-        args = self._repr_args()
-        if self.delay:
-            args["delay"] = self.delay
-        if self.shift_positive:
-            args["shift_positive"] = True
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
 
 
 class Rastrigin(BenchmarkFunction):
@@ -343,47 +268,70 @@ _LJ_MINIMA = {2: -1.0, 3: -3.0, 4: -6.0, 5: -9.103852, 6: -12.712062, 7: -16.505
 
 
 class LennardJones(BenchmarkFunction):
-    """Lennard-Jones cluster energy: E(x) = 4 sum_{i<j} (r_ij^-12 - r_ij^-6), reduced units.
+    """Lennard-Jones cluster energy: E(x) = 4 eps sum_{i<j} [(sigma / r_ij)^12 - (sigma / r_ij)^6].
 
-    ``x`` holds the 3-D positions of ``atoms`` atoms, (x_1, y_1, z_1, x_2, ...), so
-    dims = 3 atoms. Each coordinate lies in [-atoms^(1/3), atoms^(1/3)], which leaves room for the
-    compact minimum structure. ``min_x`` is None: the minimum is degenerate under translation,
-    rotation and permutation of atoms. ``min_fx`` is the Cambridge Cluster Database value for 2 to
-    13 atoms (published to 1e-6) and None above; ``shift_positive`` then uses the lower bound
-    -atoms (atoms - 1) / 2, since no pair is below -1. Extras: the ``repulsion`` sum 4 r^-12, the
-    ``attraction`` sum -4 r^-6 and the smallest pair distance ``min_distance``.
+    ``x`` holds the positions of ``atoms`` atoms in ``dims`` spatial dimensions (as GloMPO 3.1's
+    ``LennardJones(atoms, dims, eps, sigma)``), (x_1, y_1, z_1, x_2, ...): ``self.dims`` is
+    atoms x dims, ``self.spatial_dims`` the dimension per atom. Coordinates lie in
+    ±sigma atoms^(1/dims), room for the compact minimum structure. ``min_x`` is None (degenerate
+    under translation, rotation and permutation). ``min_fx`` is eps times the Cambridge Cluster
+    Database value for 2 to 13 atoms in 3-D (published to 1e-6), else None; ``shift_positive``
+    then uses the lower bound -eps atoms (atoms - 1) / 2 (no pair is below -eps). Extras: the
+    ``repulsion`` and ``attraction`` sums and the smallest pair distance ``min_distance``.
+    ``jacobian(x)`` is the analytic gradient.
     """
 
     _HEADERS = {"repulsion": "float64", "attraction": "float64", "min_distance": "float64"}
 
-    def __init__(self, atoms: int = 3, delay: float = 0.0, shift_positive: bool = False):
+    def __init__(self, atoms: int = 3, dims: int = 3, eps: float = 1.0, sigma: float = 1.0, *,
+                 delay: float = 0.0, shift_positive: bool = False):
         self.atoms = check_int("atoms", atoms, 2)
-        super().__init__(3 * self.atoms, delay, shift_positive)
+        self.spatial_dims = check_int("dims", dims, 1)
+        self.eps = float(check_number("eps", eps, 0, strict=True))
+        self.sigma = float(check_number("sigma", sigma, 0, strict=True))
+        super().__init__(self.spatial_dims * self.atoms, delay, shift_positive)
 
     def _domain(self) -> tuple[float, float]:
-        half = self.atoms ** (1.0 / 3.0)
+        half = self.sigma * self.atoms ** (1.0 / self.spatial_dims)
         return (-half, half)
 
-    def _terms(self, x: np.ndarray) -> tuple[Any, ...]:
-        pos = x.reshape(self.atoms, 3)
+    def _pairs(self, x: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Pair indices i < j, separations x_i - x_j and squared distances."""
         i, j = np.triu_indices(self.atoms, 1)
-        r2 = np.sum((pos[i] - pos[j]) ** 2, axis=1)
-        min_r2 = float(np.min(r2))
-        if min_r2 == 0.0:  # two atoms on top of each other
+        pos = np.asarray(x, dtype=float).reshape(self.atoms, self.spatial_dims)
+        delta = pos[i] - pos[j]
+        return i, j, delta, np.sum(delta**2, axis=1)
+
+    def _terms(self, x: np.ndarray) -> tuple[Any, ...]:
+        r2 = self._pairs(x)[3]
+        if np.min(r2) == 0.0:  # two atoms on top of each other
             return math.inf, math.inf, -math.inf, 0.0
-        inv6 = r2**-3
-        repulsion = float(4.0 * np.sum(inv6**2))
-        attraction = float(-4.0 * np.sum(inv6))
-        return repulsion + attraction, repulsion, attraction, math.sqrt(min_r2)
+        inv6 = (self.sigma**2 / r2) ** 3
+        repulsion, attraction = float(4.0 * self.eps * np.sum(inv6**2)), float(-4.0 * self.eps * np.sum(inv6))
+        return repulsion + attraction, repulsion, attraction, math.sqrt(float(np.min(r2)))
+
+    def jacobian(self, x: Sequence[float]) -> np.ndarray:
+        """The analytic gradient dE/dx (length atoms x dims), as GloMPO 3.1's ``jacobian``."""
+        i, j, delta, r2 = self._pairs(x)
+        s2 = self.sigma**2
+        with np.errstate(divide="ignore", invalid="ignore"):  # coinciding atoms: infinite components
+            # d/dx_i of 4 eps [(s^2/r^2)^6 - (s^2/r^2)^3] = -24 eps (2 s^12 r^-14 - s^6 r^-8) (x_i - x_j)
+            pair_grad = (-24.0 * self.eps * (2.0 * s2**6 * r2**-7 - s2**3 * r2**-4))[:, None] * delta
+        grad = np.zeros((self.atoms, self.spatial_dims))
+        np.add.at(grad, i, pair_grad)
+        np.add.at(grad, j, -pair_grad)
+        return grad.ravel()
 
     def _minimum(self) -> tuple[np.ndarray | None, float | None]:
-        return None, _LJ_MINIMA.get(self.atoms)
+        known = _LJ_MINIMA.get(self.atoms) if self.spatial_dims == 3 else None
+        return None, None if known is None else self.eps * known
 
     def _lower_bound(self) -> float:
-        return -self.atoms * (self.atoms - 1) / 2.0
+        return -self.eps * self.atoms * (self.atoms - 1) / 2.0
 
     def _repr_args(self) -> dict[str, Any]:
-        return {"atoms": self.atoms}
+        given = {"dims": (self.spatial_dims, 3), "eps": (self.eps, 1.0), "sigma": (self.sigma, 1.0)}
+        return {"atoms": self.atoms} | {k: v for k, (v, default) in given.items() if v != default}
 
 
 ALL_FUNCTIONS: tuple[type[BenchmarkFunction], ...] = (

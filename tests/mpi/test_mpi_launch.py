@@ -47,8 +47,7 @@ def write_job(tmp_path: Path, delay: float, exit_conditions: str, checkpointing:
         "manager": {"working_dir": "run", "overwrite_existing": True, "summary_files": 1, "seed": 1, **manager},
         "logging": {"level": "INFO", "file": "run.log"},
     }
-    if checkpointing:
-        job["checkpointing"] = {"pause_timeout": 10}
+    job["checkpointing"] = {"pause_timeout": 10} if checkpointing else False  # off: not the job file default
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
     return path
@@ -158,3 +157,23 @@ def test_backend_mpi_without_mpirun_is_a_clear_one_line_error(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line, no traceback
     assert "needs 2 or more MPI ranks" in proc.stderr and "mpirun" in proc.stderr
+
+
+def test_backend_processes_under_mpirun_is_refused_once(tmp_path):
+    """Every rank refuses alike (exit 2), and the one line is printed by rank 0 only."""
+    job = write_job(tmp_path, 0.0, "MaxFuncCalls(100)", backend="processes")
+    proc = subprocess.run(mpirun(3, "-m", "glompo_hpc", str(job)), cwd=tmp_path, env=mpi_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr
+    refusals = [line for line in proc.stderr.splitlines() if line.startswith("glompo-hpc: error:")]
+    assert len(refusals) == 1 and "manager.backend is 'processes'" in refusals[0], proc.stderr
+
+
+def test_max_jobs_leaving_ranks_idle_is_warned_once(tmp_path):
+    job = write_job(tmp_path, 0.0, "MaxFuncCalls(200)", max_jobs=2)
+    proc = subprocess.run(mpirun(4, "-m", "glompo_hpc", str(job)), cwd=tmp_path, env=mpi_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("glompo-hpc: warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert "1 worker rank(s) will idle" in warnings[0] and "mpirun -n 3" in warnings[0]

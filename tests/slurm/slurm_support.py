@@ -102,8 +102,7 @@ def write_job(directory: Path, *, fmax: int = 2000, delay: float = 0.0, slurm: s
         manager: {{backend: {backend}, {slots}working_dir: run, summary_files: {summary_files}, seed: 1}}
         logging: {{level: INFO}}
     """).lstrip()
-    if checkpointing:
-        text += f"checkpointing: {checkpointing}\n"
+    text += f"checkpointing: {checkpointing or 'false'}\n"  # none unless asked for (the job file default is on)
     if slurm:
         text += f"slurm: {slurm}\n"
     path = directory / name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -219,3 +220,51 @@ def test_term_without_a_warning_is_a_cancel_and_not_requeued(tmp_path, fake_clus
     assert (tmp_path / "run_signal").read_text().strip() == "TERM"
     assert code == 3 and requeue_calls(tmp_path) == []
     assert "cancelled" in log
+
+
+# ------------------------------------------------------------ a user's first day (issue 18, item 5)
+
+def test_site_options_and_extra_sbatch_lines_are_keys(tmp_path, capsys):
+    slurm = ('{mem: 4G, qos: long, gres: "gpu:1", constraint: "skylake&ib", '
+             'sbatch: ["--mail-type=END", "--mail-user=me@uni.example", "--exclusive"]}')
+    text, _ = render(tmp_path, "mpirun", slurm, capsys)
+    options = sbatch_options(text)
+    assert options["--mem"] == "4G" and options["--qos"] == "long" and options["--gres"] == "gpu:1"
+    assert options["--constraint"] == "skylake&ib" and options["--mail-type"] == "END"
+    assert options["--mail-user"] == "me@uni.example" and options["--exclusive"] is True
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+
+
+def test_an_sbatch_item_that_is_not_an_option_is_refused(tmp_path, capsys):
+    job = write_job(tmp_path, slurm='{sbatch: ["mail-type=END"]}')
+    assert cli.main(["jobscript", str(job)]) == 2
+    assert "slurm.sbatch[0]: expected a long sbatch option" in capsys.readouterr().err
+
+
+def test_the_python_of_the_setup_lines_is_not_overridden(tmp_path, capsys):
+    text, _ = render(tmp_path, "srun", "{setup: ['source /opt/site/venv/bin/activate']}", capsys)
+    setup_at = text.index("source /opt/site/venv/bin/activate")
+    python_line = next(line for line in text.splitlines() if line.startswith("python="))
+    assert python_line.startswith("python=python3 ") and text.index(python_line) > setup_at
+    assert sys.executable not in text
+    chosen, _ = render(tmp_path / "b", "srun", "{setup: ['module load x'], python: /site/bin/python3.12}", capsys)
+    assert "python=/site/bin/python3.12 " in chosen
+    bare, _ = render(tmp_path / "c", "srun", "{}", capsys)  # no setup: this interpreter is the one known
+    assert f"python={sys.executable} " in bare
+
+
+def test_requeue_without_checkpointing_warns(tmp_path, capsys):
+    job = write_job(tmp_path, checkpointing="false")
+    assert cli.main(["jobscript", str(job)]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "checkpointing off" in err and "from scratch" in err
+    job = write_job(tmp_path / "b", checkpointing="{checkpoint_time_interval: 600}")
+    assert cli.main(["jobscript", str(job)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_mpirun_script_says_mpi4py_must_match_mpirun(tmp_path, capsys):
+    text, _ = render(tmp_path, "mpirun", "{}", capsys)
+    assert "mpi4py must be built against the MPI whose mpirun is first on PATH" in text
+    srun_text, _ = render(tmp_path / "b", "srun", "{}", capsys)
+    assert "mpi4py must" not in srun_text

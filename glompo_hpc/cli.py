@@ -287,7 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 manager = GloMPOManager.new_manager(**kwargs)
         except FileExistsError as e:
             raise CliError(f"{e} (or run with --overwrite)") from None
-        result = _start_guarded(manager, spec.slurm.margin_s)
+        with _progress(manager, quiet=args.quiet):
+            result = _start_guarded(manager, spec.slurm.margin_s)
     print(_format_result(result), flush=True)
     return _exit_code(manager)
 
@@ -305,6 +306,14 @@ def _start_guarded(manager: Any, margin_s: float) -> Any:
     for sig in (signal.SIGUSR2, signal.SIGTERM):
         signal.signal(sig, _ignore_signal)
     return result
+
+
+def _progress(manager: Any, quiet: bool) -> contextlib.AbstractContextManager[None]:
+    """The run's progress on stderr (outputs/progress.py): a live panel on a terminal, status lines
+    in a batch job's log; none with --quiet."""
+    from .outputs.progress import ProgressMode, show_progress
+
+    return show_progress(manager, ProgressMode.OFF if quiet else ProgressMode.AUTO)
 
 
 def _ignore_signal(signum: int, frame: Any) -> None:
@@ -418,7 +427,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         except TaskNotRestored as e:  # the command line's way to supply the task is the job file
             raise CliError(f"{e.problem}: give the job file that built it: "
                            f"{PROG} resume {args.source} JOB.yaml") from None
-        result = _start_guarded(manager, spec.slurm.margin_s if spec is not None else 300)
+        with _progress(manager, quiet=False):
+            result = _start_guarded(manager, spec.slurm.margin_s if spec is not None else 300)
     print(_format_result(result), flush=True)
     return _exit_code(manager)
 
@@ -629,4 +639,49 @@ def cmd_plot(args: argparse.Namespace) -> int:
             print(path)
     except (OSError, ValueError) as e:
         raise CliError(f"cannot plot {str(log)!r}: {e}") from None
+    return 0
+
+
+# ------------------------------------------------------------ watch, report (outputs/watch.py, outputs/html_report.py)
+
+def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    _workdir_argument(parser)
+    parser.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="time between refreshes")
+    parser.add_argument("--once", action="store_true", help="print one frame and exit (for scripts)")
+
+
+@command("watch", "a live terminal view of a run (running or finished), read from its files", _watch_arguments)
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Refresh until the run ends or Ctrl-C; nothing in the run's directory is written."""
+    from .outputs.run_files import NotARun
+    from .outputs.watch import watch
+
+    if not args.interval > 0:
+        raise CliError(f"--interval must be a positive number of seconds, got {args.interval}")
+    try:
+        return watch(args.workdir, interval=args.interval, once=args.once)
+    except NotARun as e:
+        raise CliError(str(e)) from None
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    _workdir_argument(parser)
+    parser.add_argument("-o", "--output", metavar="FILE", default="report.html",
+                        help="the HTML file to write (default: report.html in the current directory)")
+
+
+@command("report", "write one self-contained HTML report of a run (running or finished)", _report_arguments)
+def cmd_report(args: argparse.Namespace) -> int:
+    """Read the run's files and write the report; prints its path."""
+    from .outputs.html_report import write_report
+    from .outputs.run_files import NotARun, read_run
+
+    try:
+        run = read_run(args.workdir)
+    except NotARun as e:
+        raise CliError(str(e)) from None
+    try:
+        print(write_report(run, Path(args.output)))
+    except OSError as e:
+        raise CliError(f"cannot write {args.output!r}: {e.strerror or e}") from None
     return 0

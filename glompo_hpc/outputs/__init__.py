@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import logging
 import math
 import os
@@ -98,6 +99,9 @@ def _info(manager: Any):
             "best_opt_id": int(res.origin.get("opt_id", -1)) if res.origin else -1,
             "best_opt_type": str(res.origin.get("type", "")) if res.origin else "",
             "checkpoints": len(getattr(m, "checkpoint_history", ()) or ()), "pid": os.getpid(),
+            # for `glompo-hpc watch` and `report` (outputs/run_files.py): sessions and checkpoints mid-run
+            "session_starts": json.dumps([d.timestamp() for d in m.dt_starts]),
+            "checkpoint_log": json.dumps(list(m.checkpoint_log)[-100:], default=str),
         }
 
     return info

@@ -33,7 +33,7 @@ try:
 except ImportError:  # not POSIX: no advisory locks, readers rely on retries alone
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ("LogData", "OptimizerData", "read_log", "with_log_file", "optimizer_groups", "flush_lock", "LogFormatError", "FORMAT_NAME", "GROUP_PREFIX",
+__all__ = ("LogData", "OptimizerData", "read_log", "read_open_log", "with_log_file", "optimizer_groups", "flush_lock", "LogFormatError", "FORMAT_NAME", "GROUP_PREFIX",
            "ROW_COLUMNS", "end_category", "decode")
 
 logger = logging.getLogger("glompo_hpc.outputs.read_log")
@@ -174,6 +174,12 @@ def with_log_file(path: str | Path, read: Callable[[Any], T], retries: int = 5, 
     if isinstance(last, OSError):
         raise OSError(f"cannot read the HDF5 log {str(path)!r}: {last}") from None
     raise OSError(f"cannot read the HDF5 log {str(path)!r}: {type(last).__name__}: {last}")
+
+
+def read_open_log(f: Any, columns: Sequence[str] = ()) -> LogData:
+    """:func:`read_log` of a file already open in :func:`with_log_file`'s ``read`` (so a caller
+    can read more from the same consistent state)."""
+    return _read(f, Path(f.filename), columns)
 
 
 def _read(f: Any, path: Path, columns: Sequence[str]) -> LogData:

@@ -18,6 +18,7 @@ from ..defaults import (budget_of, recommended_exit_conditions, recommended_gene
 from ..errors import ConfigurationError
 from ..validation import check_bounds, check_choice, check_int, check_number
 from .seeds import GENERATOR_KEY, derived_seed, root_seed
+from .run_lock import refuse_if_locked
 
 __all__ = ("SETTINGS", "apply_settings", "prepare_working_dir")
 
@@ -175,6 +176,7 @@ def prepare_working_dir(manager, refuse_old_results: bool) -> None:
         manager.working_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigurationError(f"working_dir {str(manager.working_dir)!r} cannot be created: {e}") from None
+    refuse_if_locked(manager.working_dir)  # a directory in use says so, not 'holds results of an earlier run'
     old = manager.paths.existing_results()
     if refuse_old_results and old and not manager.overwrite_existing:
         names = ", ".join(p.name for p in old)

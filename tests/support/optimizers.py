@@ -81,3 +81,37 @@ class PidTask:
 
     def headers(self):
         return {"pid": "int64", "tag": "str"}
+
+
+class MarkedTask:
+    """Sphere that leaves a file per evaluation in ``marks`` (``started-PID-N``, then ``finished-PID-N``),
+    so a test can wait for evaluations and see which ones a stop cut off, in any process.
+
+    With ``gate`` set, every evaluation but a process's first waits until the file ``gate`` exists:
+    an evaluation is then surely in flight when the test acts. ``marked`` limits the marks to a
+    process's first evaluations (a long run would fill the directory); ``delay`` as SleepyTask's.
+    """
+
+    def __init__(self, marks: str, gate: str | None = None, marked: int | None = None, delay: float = 0.0):
+        self.marks, self.gate, self.marked, self.delay, self.calls = marks, gate, marked, delay, 0
+
+    def __call__(self, x) -> float:
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.marked is not None and self.calls > self.marked:
+            return sphere(x)
+        name = f"{os.getpid()}-{self.calls}"
+        open(os.path.join(self.marks, f"started-{name}"), "w").close()
+        if self.gate is not None and self.calls > 1:
+            while not os.path.exists(self.gate):
+                time.sleep(0.01)  # polls for the test's event; no timing is assumed
+        open(os.path.join(self.marks, f"finished-{name}"), "w").close()
+        return sphere(x)
+
+    @staticmethod
+    def evaluations(marks) -> tuple[set[str], set[str]]:
+        """(started, finished) evaluation names, ``PID-N``, found in ``marks``."""
+        names = os.listdir(marks)
+        return ({n[len("started-"):] for n in names if n.startswith("started-")},
+                {n[len("finished-"):] for n in names if n.startswith("finished-")})

@@ -57,7 +57,7 @@ LAUNCHERS: tuple[Launcher, ...] = (
     Launcher("PMIx (srun --mpi=pmix, prterun)", "PMIX_RANK", "PMIX_SIZE", None),
     Launcher("SLURM srun (not MPI by itself)", "SLURM_PROCID", None, "SLURM_LOCALID", mpi=False),
 )
-SLURM_SRUN = LAUNCHERS[-1]
+PMIX, SLURM_SRUN = LAUNCHERS[-2], LAUNCHERS[-1]
 
 SRUN_MPI_ADVICE = ("tell srun how to start MPI: add --mpi=pmix (or pmi2; 'srun --mpi=list' shows what this "
                    "cluster offers) to the job file's slurm.srun_args, or to your own srun line")
@@ -77,38 +77,38 @@ def srun_step_tasks(environ: Mapping[str, str] | None = None) -> int:
     return max(1, _int_var("SLURM_STEP_NUM_TASKS", environ) or 1)
 
 
-def _mpi_launcher(environ: Mapping[str, str] | None) -> tuple[Launcher, int] | None:
-    """The first MPI launcher whose rank variable is set, with that rank."""
+def _mpi_rank(environ: Mapping[str, str] | None) -> int | None:
+    """The global rank from the first MPI launcher whose rank variable is set, else None."""
     for launcher in LAUNCHERS:
         if launcher.mpi:
             rank = _int_var(launcher.rank, environ)
             if rank is not None:
-                return launcher, rank
+                return rank
     return None
 
 
 def mpi_world_size(environ: Mapping[str, str] | None = None) -> int:
     """Ranks in MPI_COMM_WORLD as the launcher announced them; 1 when not started by an MPI launcher."""
-    found = _mpi_launcher(environ)
-    if found is None:
-        return 1
-    size = _int_var(found[0].size, environ)
-    if size is None:  # srun --mpi=pmix: PMIx gives the rank, SLURM the step's size
-        size = _int_var("SLURM_STEP_NUM_TASKS", environ)
-    return max(1, size or 1)
+    for launcher in LAUNCHERS:
+        if launcher.mpi:
+            size = _int_var(launcher.size, environ)
+            if size is not None:
+                return max(1, size)
+    if _int_var(PMIX.rank, environ) is not None:  # srun --mpi=pmix: PMIx gives the rank, SLURM the step's size
+        return srun_step_tasks(environ)
+    return 1
 
 
 def mpi_world_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's rank in MPI_COMM_WORLD per the launcher; 0 when not under MPI."""
-    found = _mpi_launcher(environ)
-    return 0 if found is None else found[1]
+    rank = _mpi_rank(environ)
+    return 0 if rank is None else rank
 
 
 def launcher_rank(environ: Mapping[str, str] | None = None) -> int | None:
     """This process's global rank from the MPI launchers of :data:`LAUNCHERS`; None when none started
     it (the caller then asks its scheduler, e.g. ``SLURM_PROCID``)."""
-    found = _mpi_launcher(environ)
-    return None if found is None else found[1]
+    return _mpi_rank(environ)
 
 
 def check_single_rank_world(environ: Mapping[str, str] | None = None) -> None:

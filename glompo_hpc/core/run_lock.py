@@ -115,7 +115,7 @@ class RunLock:
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)  # the umask decides, as for every file a run writes
         except OSError as e:
             raise ConfigurationError(f"working_dir {str(self.working_dir)!r}: cannot create the lock file "
                                      f"{LOCK_FILE} ({e.strerror or e})") from None

@@ -17,7 +17,7 @@ import yaml
 from support.optimizers import MarkedTask, SleepyTask, WalkOptimizer
 
 from glompo_hpc.core.manager import GloMPOManager
-from glompo_hpc.exit_conditions import MaxOptsStarted, MaxSeconds
+from glompo_hpc.exit_conditions import MaxOptsStarted
 from glompo_hpc.generators import SinglePointGenerator
 from glompo_hpc.selectors import CycleSelector
 from glompo_hpc.stoppers import MinFuncCalls
@@ -42,21 +42,43 @@ def test_hung_process_child_is_terminated_and_replaced(tmp_path):
 
 
 def test_hung_thread_child_is_abandoned_and_the_run_ends(tmp_path):
-    m = hung_run(tmp_path, "threads", force_terminations_after=0.5, exit_conditions=MaxOptsStarted(2))
+    # as above: the first two are always abandoned, the third may be stopped by the shut-down first
+    m = hung_run(tmp_path, "threads", force_terminations_after=0.5, exit_conditions=MaxOptsStarted(3))
     m.start_manager()  # the task hangs for an hour: the run ends only if the child is ended
-    assert all("thread abandoned" in r.end_cond for r in m.opt_log.records.values())
+    assert all("thread abandoned" in m.opt_log.records[i].end_cond for i in (1, 2)) and m.o_counter == 3
+
+
+def run_ended_while_hanging(tmp_path, backend, **kwargs) -> GloMPOManager:
+    """A run whose only optimizer hangs in its first evaluation, ended (EXIT file) once it surely
+    hangs there; a hung thread is let go when the test ends."""
+    marks, gate = tmp_path / "marks", tmp_path / "gate"
+    marks.mkdir()
+    m = GloMPOManager.new_manager(MarkedTask(str(marks), str(gate), gate_from=1), BOUNDS,
+                                  CycleSelector((WalkOptimizer, {"iters": 5})), working_dir=tmp_path, max_jobs=1,
+                                  backend=backend, exit_conditions=MaxOptsStarted(10), **kwargs)
+
+    def end_the_run_once_hanging():
+        wait_for(lambda: MarkedTask.evaluations(marks)[0], "the first evaluation")
+        (tmp_path / "EXIT").touch()
+
+    ender = threading.Thread(target=end_the_run_once_hanging)
+    ender.start()
+    try:
+        m.start_manager()  # the run ends only if end_timeout bounds the shut-down
+    finally:
+        gate.touch()
+        ender.join(60)
+    return m
 
 
 def test_without_forced_terminations_end_timeout_bounds_the_shutdown(tmp_path):
-    m = hung_run(tmp_path, "processes", end_timeout=0.5, exit_conditions=MaxSeconds(session_max=0.5))
-    m.start_manager()  # the task hangs for an hour: the run ends only if the child is ended
+    m = run_ended_while_hanging(tmp_path, "processes", end_timeout=0.5)
     assert m.opt_log.records[1].end_cond == "Forced GloMPO Termination"
     assert not m.allow_forced_terminations
 
 
 def test_thread_end_timeout_leaves_a_hung_thread_behind(tmp_path):
-    m = hung_run(tmp_path, "threads", end_timeout=0.3, exit_conditions=MaxSeconds(session_max=0.3))
-    m.start_manager()  # the task hangs for an hour: the run ends only if the child is ended
+    m = run_ended_while_hanging(tmp_path, "threads", end_timeout=0.3)
     assert "thread abandoned" in m.opt_log.records[1].end_cond
 
 
@@ -77,12 +99,13 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("aggressive", [False, True])
 def test_aggressive_stop_terminates_a_stopped_process_at_once(tmp_path, aggressive):
-    # every evaluation after a child's first waits for the gate file, so the stopper (after one
-    # evaluation) always stops a child in the middle of an evaluation: a polite stop lets that
-    # evaluation finish, an aggressive one terminates the process before it can
+    # a child's evaluations from its third on wait for the gate file; its first two reach the manager
+    # at the end of its first iteration (check_messages), so the stopper (after one evaluation)
+    # always stops a child in the middle of an evaluation: a polite stop lets that evaluation
+    # finish, an aggressive one terminates the process before it can
     marks, gate = tmp_path / "marks", tmp_path / "gate"
     marks.mkdir()
-    m = GloMPOManager.new_manager(MarkedTask(str(marks), str(gate)), BOUNDS,
+    m = GloMPOManager.new_manager(MarkedTask(str(marks), str(gate), gate_from=3), BOUNDS,
                                   CycleSelector((WalkOptimizer, {"iters": 5, "batch": 1})),
                                   working_dir=tmp_path, max_jobs=2, backend="processes",
                                   stoppers=MinFuncCalls(1), stopcheck_interval=1, aggressive_stop=aggressive,

@@ -17,9 +17,14 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 procs="${GLOMPO_LOAD_PROCS:-2}"
 runs="${GLOMPO_LOAD_RUNS:-1}"
 load_pids=()
+test_pid=""
 
 stop_load() {
     local pid
+    if [ -n "$test_pid" ]; then  # interrupted: the tests go too
+        kill -TERM "$test_pid" 2>/dev/null || true
+        wait "$test_pid" 2>/dev/null || true
+    fi
     for pid in "${load_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -46,7 +51,11 @@ failed=0
 for run in $(seq "$runs"); do
     start=$(date +%s)
     status=0
-    python -m pytest "$@" || status=$?
+    # in the background and waited for, so a TERM to this script runs its trap at once
+    python -m pytest "$@" &
+    test_pid=$!
+    wait "$test_pid" || status=$?
+    test_pid=""
     echo "test_under_load: run $run of $runs: exit status $status after $(( $(date +%s) - start )) s" >&2
     [ "$status" -eq 0 ] || failed=$((failed + 1))
 done

@@ -87,13 +87,15 @@ class MarkedTask:
     """Sphere that leaves a file per evaluation in ``marks`` (``started-PID-N``, then ``finished-PID-N``),
     so a test can wait for evaluations and see which ones a stop cut off, in any process.
 
-    With ``gate`` set, every evaluation but a process's first waits until the file ``gate`` exists:
-    an evaluation is then surely in flight when the test acts. ``marked`` limits the marks to a
+    With ``gate`` set, a process's evaluations from number ``gate_from`` on (default: all but the
+    first) wait until the file ``gate`` exists: an evaluation is then surely in flight when the test acts. ``marked`` limits the marks to a
     process's first evaluations (a long run would fill the directory); ``delay`` as SleepyTask's.
     """
 
-    def __init__(self, marks: str, gate: str | None = None, marked: int | None = None, delay: float = 0.0):
-        self.marks, self.gate, self.marked, self.delay, self.calls = marks, gate, marked, delay, 0
+    def __init__(self, marks: str, gate: str | None = None, marked: int | None = None, delay: float = 0.0,
+                 gate_from: int = 2):
+        self.marks, self.gate, self.marked, self.delay, self.gate_from = marks, gate, marked, delay, gate_from
+        self.calls = 0
 
     def __call__(self, x) -> float:
         self.calls += 1
@@ -103,7 +105,7 @@ class MarkedTask:
             return sphere(x)
         name = f"{os.getpid()}-{self.calls}"
         open(os.path.join(self.marks, f"started-{name}"), "w").close()
-        if self.gate is not None and self.calls > 1:
+        if self.gate is not None and self.calls >= self.gate_from:
             while not os.path.exists(self.gate):
                 time.sleep(0.01)  # polls for the test's event; no timing is assumed
         open(os.path.join(self.marks, f"finished-{name}"), "w").close()

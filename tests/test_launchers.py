@@ -3,6 +3,9 @@ slurm/environment.py alike, and the refusal of srun's N tasks that are not one M
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -125,6 +128,21 @@ def test_run_under_srun_without_mpi_refuses_before_writing(tmp_path, capsys, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("glompo-hpc: error: srun started 3 tasks"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]  # no working dir, no log
+
+
+def test_a_launcher_world_that_mpi_sees_as_one_rank_is_refused_before_writing(tmp_path):
+    """mpi4py built against another MPI than the launcher's: the launcher announces 3 ranks (here
+    MPICH's PMI variables, which this Open MPI ignores), MPI itself starts a world of 1."""
+    pytest.importorskip("mpi4py")
+    job = write_job(tmp_path, "{ntasks: 1}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI", "SLURM_"))}
+    env.update(PMI_RANK="0", PMI_SIZE="3", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    done = subprocess.run([sys.executable, "-m", "glompo_hpc", "run", str(job)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("glompo-hpc: error:")]
+    assert len(errors) == 1 and "the launcher started 3 ranks, but MPI sees a world of 1 rank" in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.yaml"]
 
 
 def test_module_has_one_table():

@@ -24,7 +24,8 @@ from ..errors import ConfigurationError
 
 __all__ = ("mpi_world_size", "mpi_world_rank", "under_mpi", "auto_backend", "check_mpi_backend",
            "check_slots", "rank_cpus", "SLOTS_MODES", "Launcher", "LAUNCHERS", "launcher_rank",
-           "SLURM_SRUN", "srun_step_tasks", "check_single_rank_world", "srun_mpi_warning")
+           "SLURM_SRUN", "srun_step_tasks", "check_single_rank_world", "check_world_matches_launcher",
+           "srun_mpi_warning")
 
 SLOTS_MODES = ("ranks", "cores")
 
@@ -77,8 +78,9 @@ def srun_step_tasks(environ: Mapping[str, str] | None = None) -> int:
     return max(1, _int_var("SLURM_STEP_NUM_TASKS", environ) or 1)
 
 
-def _mpi_rank(environ: Mapping[str, str] | None) -> int | None:
-    """The global rank from the first MPI launcher whose rank variable is set, else None."""
+def launcher_rank(environ: Mapping[str, str] | None = None) -> int | None:
+    """This process's global rank from the first MPI launcher of :data:`LAUNCHERS` whose rank variable
+    is set; None when none started it (the caller then asks its scheduler, e.g. ``SLURM_PROCID``)."""
     for launcher in LAUNCHERS:
         if launcher.mpi:
             rank = _int_var(launcher.rank, environ)
@@ -101,14 +103,8 @@ def mpi_world_size(environ: Mapping[str, str] | None = None) -> int:
 
 def mpi_world_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's rank in MPI_COMM_WORLD per the launcher; 0 when not under MPI."""
-    rank = _mpi_rank(environ)
+    rank = launcher_rank(environ)
     return 0 if rank is None else rank
-
-
-def launcher_rank(environ: Mapping[str, str] | None = None) -> int | None:
-    """This process's global rank from the MPI launchers of :data:`LAUNCHERS`; None when none started
-    it (the caller then asks its scheduler, e.g. ``SLURM_PROCID``)."""
-    return _mpi_rank(environ)
 
 
 def check_single_rank_world(environ: Mapping[str, str] | None = None) -> None:
@@ -123,6 +119,22 @@ def check_single_rank_world(environ: Mapping[str, str] | None = None) -> None:
             f"srun started {tasks} tasks, but each sees an MPI world of 1 rank (srun was not told to start MPI, "
             f"and this cluster's MpiDefault does not): every task would run its own manager in the same "
             f"working directory; nothing was written. {SRUN_MPI_ADVICE}; or run a single task (ntasks 1)")
+
+
+def check_world_matches_launcher(mpi_size: int, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an MPI world of one rank where the launcher started more (mpi4py built against another
+    MPI than the launcher's): every rank would run its own manager.
+
+    Raises:
+        ConfigurationError: one line saying what happened and what to do.
+    """
+    announced = mpi_world_size(environ)
+    if mpi_size == 1 and announced > 1:
+        raise ConfigurationError(
+            f"the launcher started {announced} ranks, but MPI sees a world of 1 rank in each: mpi4py is built "
+            f"against another MPI than the launcher's ('python -c \"import mpi4py.MPI as M; "
+            f"print(M.Get_library_version())\"' names it); every rank would run its own manager, so nothing was "
+            f"written. Use the mpirun of that MPI, or srun with the --mpi= plugin it supports ('srun --mpi=list')")
 
 
 def srun_mpi_warning(ntasks: int, srun_args: Sequence[str], setup: Sequence[str] = ()) -> str | None:

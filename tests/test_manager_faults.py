@@ -20,7 +20,6 @@ from glompo_hpc.core.manager import GloMPOManager
 from glompo_hpc.exit_conditions import MaxOptsStarted
 from glompo_hpc.generators import SinglePointGenerator
 from glompo_hpc.selectors import CycleSelector
-from glompo_hpc.stoppers import MinFuncCalls
 
 BOUNDS = [(-5.0, 5.0)] * 2
 HANG_AT = SinglePointGenerator(BOUNDS, [4.0, 0.0])  # SleepyTask(hang_above=3) hangs on its first call
@@ -99,39 +98,36 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("aggressive", [False, True])
 def test_aggressive_stop_terminates_a_stopped_process_at_once(tmp_path, aggressive):
-    # a child's evaluations from its third on wait for the gate file; its first two reach the manager
-    # at the end of its first iteration (check_messages), so the stopper (after one evaluation)
-    # always stops a child in the middle of an evaluation: a polite stop lets that evaluation
-    # finish, an aggressive one terminates the process before it can
-    marks, gate = tmp_path / "marks", tmp_path / "gate"
+    # optimizer 1's third evaluation waits for the gate file, and a STOP_1 intervention comes while it
+    # waits: a polite stop lets that evaluation finish, an aggressive one terminates the process first
+    marks, gate, stop_file = tmp_path / "marks", tmp_path / "gate", tmp_path / "STOP_1"
     marks.mkdir()
     m = GloMPOManager.new_manager(MarkedTask(str(marks), str(gate), gate_from=3), BOUNDS,
                                   CycleSelector((WalkOptimizer, {"iters": 5, "batch": 1})),
-                                  working_dir=tmp_path, max_jobs=2, backend="processes",
-                                  stoppers=MinFuncCalls(1), stopcheck_interval=1, aggressive_stop=aggressive,
-                                  exit_conditions=MaxOptsStarted(3), end_timeout=60)
+                                  working_dir=tmp_path, max_jobs=1, backend="processes", stoppers=False,
+                                  aggressive_stop=aggressive, exit_conditions=MaxOptsStarted(2), end_timeout=60)
+    stopped = {}
 
-    def open_the_gate_after_a_stop():
+    def stop_optimizer_1_in_its_evaluation():
         try:
-            wait_for(lambda: m.stopped_opts, "a stop")
-            if aggressive:  # the process of an evaluation in flight goes away while the gate is shut
-                def cut_off():
-                    started, finished = MarkedTask.evaluations(marks)
-                    return any(not pid_alive(int(name.split("-")[0])) for name in started - finished)
-                wait_for(cut_off, "a stopped process to be terminated in its evaluation")
+            wait_for(lambda: any(n.endswith("-3") for n in MarkedTask.evaluations(marks)[0]),
+                     "optimizer 1's third evaluation")
+            (stopped["pid"],) = {int(n.split("-")[0]) for n in MarkedTask.evaluations(marks)[0]}
+            stop_file.touch()
+            wait_for(lambda: not stop_file.exists(), "the manager to act on STOP_1")
+            if aggressive:
+                wait_for(lambda: not pid_alive(stopped["pid"]), "the stopped process to be terminated")
         finally:
             gate.touch()
 
-    watcher = threading.Thread(target=open_the_gate_after_a_stop)
+    watcher = threading.Thread(target=stop_optimizer_1_in_its_evaluation)
     watcher.start()
     m.start_manager()
     watcher.join(60)
-    assert m.stopped_opts
     started, finished = MarkedTask.evaluations(marks)
-    if aggressive:
-        assert started - finished  # an evaluation was cut off by the termination
-    else:
-        assert started == finished  # every evaluation in flight at a stop was let finish
+    cut_off = f"{stopped['pid']}-3" in started - finished
+    assert cut_off == aggressive  # aggressive: terminated mid-evaluation; polite: the evaluation finished
+    assert "STOP_1 intervention file" in m.opt_log.records[1].messages[-1]
 
 
 SCRIPT = textwrap.dedent("""

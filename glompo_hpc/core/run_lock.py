@@ -49,7 +49,7 @@ def _close_inherited_locks() -> None:
         lock._forget_in_child()
 
 
-#os.register_at_fork(after_in_child=_close_inherited_locks)
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 def _holder_line() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -84,7 +85,7 @@ class PidTask:
 
 
 class MarkedTask:
-    """Sphere that leaves a file per evaluation in ``marks`` (``started-PID-N``, then ``finished-PID-N``),
+    """Sphere that leaves a file per evaluation in ``marks`` (``started-PID-THREAD-N``, then ``finished-...``),
     so a test can wait for evaluations and see which ones a stop cut off, in any process.
 
     With ``gate`` set, a process's evaluations from number ``gate_from`` on (default: all but the
@@ -95,17 +96,18 @@ class MarkedTask:
     def __init__(self, marks: str, gate: str | None = None, marked: int | None = None, delay: float = 0.0,
                  gate_from: int = 2):
         self.marks, self.gate, self.marked, self.delay, self.gate_from = marks, gate, marked, delay, gate_from
-        self.calls = 0
+        self.calls: dict[int, int] = {}  # per thread: the threads backend shares one task between children
 
     def __call__(self, x) -> float:
-        self.calls += 1
+        thread = threading.get_ident()
+        n = self.calls[thread] = self.calls.get(thread, 0) + 1
         if self.delay:
             time.sleep(self.delay)
-        if self.marked is not None and self.calls > self.marked:
+        if self.marked is not None and n > self.marked:
             return sphere(x)
-        name = f"{os.getpid()}-{self.calls}"
+        name = f"{os.getpid()}-{thread}-{n}"
         open(os.path.join(self.marks, f"started-{name}"), "w").close()
-        if self.gate is not None and self.calls >= self.gate_from:
+        if self.gate is not None and n >= self.gate_from:
             while not os.path.exists(self.gate):
                 time.sleep(0.01)  # polls for the test's event; no timing is assumed
         open(os.path.join(self.marks, f"finished-{name}"), "w").close()
@@ -113,7 +115,7 @@ class MarkedTask:
 
     @staticmethod
     def evaluations(marks) -> tuple[set[str], set[str]]:
-        """(started, finished) evaluation names, ``PID-N``, found in ``marks``."""
+        """(started, finished) evaluation names, ``PID-THREAD-N``, found in ``marks``."""
         names = os.listdir(marks)
         return ({n[len("started-"):] for n in names if n.startswith("started-")},
                 {n[len("finished-"):] for n in names if n.startswith("finished-")})

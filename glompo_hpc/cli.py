@@ -259,6 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     builds and runs it, and the other ranks return 0 once it has ended.
     """
     spec = _load(args.job, _manager_overrides(args))
+    _refuse_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
     level = "WARNING" if args.quiet else (args.log_level or spec.logging.level)
     from .backends.blas_threads import limit_blas_threads
     limit_blas_threads()  # before any child starts (threads, forks, ranks): a slot is one core
@@ -401,6 +402,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .core.checkpoint_file import latest_checkpoint
     from .core.manager import GloMPOManager
 
+    _refuse_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
     source = Path(args.source)
     overrides: dict[str, Any] = {}
     if source.is_dir():
@@ -451,11 +453,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spec = _load(args.job)
     with _logging("WARNING"), _job_limits(args.job):
         kwargs = build_manager_kwargs(spec)
+    _warn_srun_without_mpi(spec)
     print(f"OK: {args.job}: {describe(spec, kwargs)}")
     return 0
 
 
 # ------------------------------------------------------------ SLURM: submit, jobscript
+
+def _refuse_single_rank_world() -> None:
+    from .backends.mpi_env import check_single_rank_world
+
+    check_single_rank_world()
+
+
+def _warn_srun_without_mpi(spec: Any) -> None:
+    from .backends.mpi_env import srun_mpi_warning
+
+    warning = srun_mpi_warning(spec.slurm.ntasks, spec.slurm.srun_args, spec.slurm.setup)
+    if warning is not None:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+
 
 def _submit_arguments(parser: argparse.ArgumentParser) -> None:
     _add_job_argument(parser)
@@ -468,7 +485,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Submit (or with --dry-run only print) the job; prints the job id and its log files."""
     from .slurm.submit import format_submission, submit
 
-    _load(args.job)  # the guards and one-line errors of every command; submit() reads the file again
+    _warn_srun_without_mpi(_load(args.job))  # the guards and one-line errors of every command; submit() reads it again
     try:
         submission = submit(args.job, dry_run=args.dry_run)
     except FileNotFoundError as e:

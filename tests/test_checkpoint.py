@@ -185,16 +185,22 @@ def test_chkpt_stop_and_exit_intervention_files(tmp_path):
     m = make(tmp_path, task=SleepyTask(delay=0.002), exit_conditions=MaxFuncCalls(10 ** 7),
              selector=CycleSelector((WalkOptimizer, {"iters": 10 ** 6})))
 
+    def wait_until_taken(name):  # the manager deletes an intervention file once it has acted on it
+        path = tmp_path / name
+        path.touch()
+        deadline = time.monotonic() + 60
+        while path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def drop_files():
-        time.sleep(0.5)
-        (tmp_path / "CHKPT").touch()
-        time.sleep(1.5)
-        (tmp_path / "STOP_1").touch()
-        time.sleep(1.5)
+        wait_until_taken("CHKPT")
+        wait_until_taken("STOP_1")
         (tmp_path / "EXIT").touch()
 
-    threading.Thread(target=drop_files, daemon=True).start()
+    dropper = threading.Thread(target=drop_files, daemon=True)
+    dropper.start()
     m.start_manager()
+    dropper.join(60)
     assert m.exit_reason == "EXIT intervention file"
     assert 1 in m.stopped_opts and "STOP_1 intervention file" in m.opt_log.records[1].messages[-1]
     assert not any((tmp_path / n).exists() for n in ("CHKPT", "STOP_1", "EXIT"))

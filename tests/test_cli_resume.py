@@ -34,15 +34,15 @@ def cli(*args, **kwargs):
                           timeout=120, **kwargs)
 
 
-def start_and_signal(job, sig, after=1.5, wait_for_start=True):
-    """Run the job, signal it ``after`` s after its first optimizer started (or after launch)."""
+def start_and_signal(job, sig, wait_for_start=True):
+    """Run the job, signal it once its session has started (its signal handlers are in place; the
+    printstreams folder appears), or, without ``wait_for_start``, at once after launch."""
     started = job.parent / "run" / "glompo_optimizer_printstreams"
     proc = subprocess.Popen([sys.executable, "-m", "glompo_hpc", "run", str(job)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while wait_for_start and not started.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(after)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     return proc.returncode, out, err
@@ -94,8 +94,8 @@ def test_corrupt_checkpoint_is_one_line_error(tmp_path):
 
 def test_signal_without_checkpointing_exits_128_plus_signal(tmp_path):
     job = write_job(tmp_path, checkpointing=False, budget=10 ** 6)
-    code, out, err = start_and_signal(job, signal.SIGTERM, after=1.0)
+    code, out, err = start_and_signal(job, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM and "Best fx" in out, err
     # early, while the job file is being read: no traceback, no half-written output
-    code, out, err = start_and_signal(job, signal.SIGTERM, after=0.0, wait_for_start=False)
+    code, out, err = start_and_signal(job, signal.SIGTERM, wait_for_start=False)
     assert code in (128 + signal.SIGTERM, -signal.SIGTERM) and "Traceback" not in err

@@ -7,18 +7,19 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
-from support.optimizers import SleepyTask, WalkOptimizer
+from support.optimizers import MarkedTask, SleepyTask, WalkOptimizer
 
 from glompo_hpc.core.manager import GloMPOManager
-from glompo_hpc.exit_conditions import MaxOptsStarted, MaxSeconds
+from glompo_hpc.exit_conditions import MaxOptsStarted
 from glompo_hpc.generators import SinglePointGenerator
 from glompo_hpc.selectors import CycleSelector
-from glompo_hpc.stoppers import MinFuncCalls
 
 BOUNDS = [(-5.0, 5.0)] * 2
 HANG_AT = SinglePointGenerator(BOUNDS, [4.0, 0.0])  # SleepyTask(hang_above=3) hangs on its first call
@@ -31,65 +32,112 @@ def hung_run(tmp_path, backend, **kwargs) -> GloMPOManager:
 
 
 def test_hung_process_child_is_terminated_and_replaced(tmp_path):
-    m = hung_run(tmp_path, "processes", force_terminations_after=0.5, exit_conditions=MaxOptsStarted(3))
-    t0 = time.monotonic()
-    m.start_manager()
-    assert time.monotonic() - t0 < 8
-    ends = [r.end_cond for r in m.opt_log.records.values()]
-    assert ends.count("Forced GloMPO Termination") == 3 and m.o_counter == 3
+    # one slot: optimizer n+1 starts only once optimizer n was terminated, so the first three always
+    # are (the fourth, started as the run ends, may be stopped by the shut-down first)
+    m = hung_run(tmp_path, "processes", force_terminations_after=0.5, exit_conditions=MaxOptsStarted(4))
+    m.start_manager()  # the task hangs for an hour: the run ends only if the child is ended
+    ends = [m.opt_log.records[i].end_cond for i in (1, 2, 3)]
+    assert ends.count("Forced GloMPO Termination") == 3 and m.o_counter == 4
 
 
 def test_hung_thread_child_is_abandoned_and_the_run_ends(tmp_path):
-    m = hung_run(tmp_path, "threads", force_terminations_after=0.5, exit_conditions=MaxOptsStarted(2))
-    t0 = time.monotonic()
-    m.start_manager()
-    assert time.monotonic() - t0 < 8
-    assert all("thread abandoned" in r.end_cond for r in m.opt_log.records.values())
+    # as above: the first two are always abandoned, the third may be stopped by the shut-down first
+    m = hung_run(tmp_path, "threads", force_terminations_after=0.5, exit_conditions=MaxOptsStarted(3))
+    m.start_manager()  # the task hangs for an hour: the run ends only if the child is ended
+    assert all("thread abandoned" in m.opt_log.records[i].end_cond for i in (1, 2)) and m.o_counter == 3
+
+
+def run_ended_while_hanging(tmp_path, backend, **kwargs) -> GloMPOManager:
+    """A run whose only optimizer hangs in its first evaluation, ended (EXIT file) once it surely
+    hangs there; a hung thread is let go when the test ends."""
+    marks, gate = tmp_path / "marks", tmp_path / "gate"
+    marks.mkdir()
+    m = GloMPOManager.new_manager(MarkedTask(str(marks), str(gate), gate_from=1), BOUNDS,
+                                  CycleSelector((WalkOptimizer, {"iters": 5})), working_dir=tmp_path, max_jobs=1,
+                                  backend=backend, exit_conditions=MaxOptsStarted(10), **kwargs)
+
+    def end_the_run_once_hanging():
+        wait_for(lambda: MarkedTask.evaluations(marks)[0], "the first evaluation")
+        (tmp_path / "EXIT").touch()
+
+    ender = threading.Thread(target=end_the_run_once_hanging)
+    ender.start()
+    try:
+        m.start_manager()  # the run ends only if end_timeout bounds the shut-down
+    finally:
+        gate.touch()
+        ender.join(60)
+    return m
 
 
 def test_without_forced_terminations_end_timeout_bounds_the_shutdown(tmp_path):
-    m = hung_run(tmp_path, "processes", end_timeout=0.5, exit_conditions=MaxSeconds(session_max=0.5))
-    t0 = time.monotonic()
-    m.start_manager()
-    assert time.monotonic() - t0 < 8
+    m = run_ended_while_hanging(tmp_path, "processes", end_timeout=0.5)
     assert m.opt_log.records[1].end_cond == "Forced GloMPO Termination"
     assert not m.allow_forced_terminations
 
 
 def test_thread_end_timeout_leaves_a_hung_thread_behind(tmp_path):
-    m = hung_run(tmp_path, "threads", end_timeout=0.3, exit_conditions=MaxSeconds(session_max=0.3))
-    t0 = time.monotonic()
-    m.start_manager()
-    assert time.monotonic() - t0 < 5
+    m = run_ended_while_hanging(tmp_path, "threads", end_timeout=0.3)
     assert "thread abandoned" in m.opt_log.records[1].end_cond
+
+
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; the bound only turns a hang into a failure naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.mark.parametrize("aggressive", [False, True])
 def test_aggressive_stop_terminates_a_stopped_process_at_once(tmp_path, aggressive):
-    # each evaluation takes 3 s: a polite stop waits for the evaluation, an aggressive one does not
-    m = GloMPOManager.new_manager(SleepyTask(delay=3.0), BOUNDS,
+    # optimizer 1's third evaluation waits for the gate file, and a STOP_1 intervention comes while it
+    # waits: a polite stop lets that evaluation finish, an aggressive one terminates the process first
+    marks, gate, stop_file = tmp_path / "marks", tmp_path / "gate", tmp_path / "STOP_1"
+    marks.mkdir()
+    m = GloMPOManager.new_manager(MarkedTask(str(marks), str(gate), gate_from=3), BOUNDS,
                                   CycleSelector((WalkOptimizer, {"iters": 5, "batch": 1})),
-                                  working_dir=tmp_path, max_jobs=2, backend="processes",
-                                  stoppers=MinFuncCalls(1), stopcheck_interval=1, aggressive_stop=aggressive,
-                                  exit_conditions=MaxOptsStarted(3), end_timeout=10)
+                                  working_dir=tmp_path, max_jobs=1, backend="processes", stoppers=False,
+                                  aggressive_stop=aggressive, exit_conditions=MaxOptsStarted(2), end_timeout=60)
+    stopped = {}
+
+    def stop_optimizer_1_in_its_evaluation():
+        try:
+            wait_for(lambda: any(n.endswith("-3") for n in MarkedTask.evaluations(marks)[0]),
+                     "optimizer 1's third evaluation")
+            (stopped["pid"],) = {int(n.split("-")[0]) for n in MarkedTask.evaluations(marks)[0]}
+            stop_file.touch()
+            wait_for(lambda: not stop_file.exists(), "the manager to act on STOP_1")
+            if aggressive:
+                wait_for(lambda: not pid_alive(stopped["pid"]), "the stopped process to be terminated")
+        finally:
+            gate.touch()
+
+    watcher = threading.Thread(target=stop_optimizer_1_in_its_evaluation)
+    watcher.start()
     m.start_manager()
-    stopped = [r for i, r in m.opt_log.records.items() if i in m.stopped_opts]
-    assert stopped
-    durations = [r.t_end - m.stopped_opts[r.opt_id] for r in stopped]
-    if aggressive:
-        assert max(durations) < 2.0
-    else:
-        assert max(durations) > 1.0
+    watcher.join(60)
+    started, finished = MarkedTask.evaluations(marks)
+    cut_off = any(n.startswith(f"{stopped['pid']}-") and n.endswith("-3") for n in started - finished)
+    assert cut_off == aggressive  # aggressive: terminated mid-evaluation; polite: the evaluation finished
+    assert "STOP_1 intervention file" in m.opt_log.records[1].messages[-1]
 
 
 SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
-    from support.optimizers import SleepyTask, WalkOptimizer
+    from support.optimizers import MarkedTask, WalkOptimizer
     from glompo_hpc.core.manager import GloMPOManager
     from glompo_hpc.selectors import CycleSelector
     from glompo_hpc.exit_conditions import MaxFuncCalls
-    m = GloMPOManager.new_manager(SleepyTask(delay=0.01), [(-5, 5)] * 2, CycleSelector((WalkOptimizer, {{"iters": 10**6}})),
+    m = GloMPOManager.new_manager(MarkedTask({marks!r}, marked=1, delay=0.01), [(-5, 5)] * 2, CycleSelector((WalkOptimizer, {{"iters": 10**6}})),
                                   working_dir={wd!r}, max_jobs=2, backend={backend!r}, summary_files=1,
                                   exit_conditions=MaxFuncCalls(10**9))
     print("started", flush=True)
@@ -102,15 +150,15 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_children_writes_outputs_and_returns(tmp_path, backend, sig):
-    script = SCRIPT.format(tests=str(Path(__file__).parent), wd=str(tmp_path), backend=backend)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = SCRIPT.format(tests=str(Path(__file__).parent), wd=str(tmp_path), backend=backend, marks=str(marks))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(1.0)
-    t0 = time.monotonic()
+    wait_for(lambda: MarkedTask.evaluations(marks)[1], "a first evaluation")
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=20)
-    assert time.monotonic() - t0 < 5, err
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert f"interrupted {sig.name}" in out
     summary = yaml.safe_load((tmp_path / "glompo_manager_log.yml").read_text())

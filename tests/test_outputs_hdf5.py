@@ -139,7 +139,7 @@ def test_live_read_from_another_process_then_sigkill_leaves_every_flushed_evalua
     try:
         seen = [wait_for_rows(path, 1)]
         for _ in range(6):  # read while the run writes: every read is a consistent, growing prefix
-            time.sleep(0.15)
+            wait_for_rows(path, seen[-1] + 1, timeout=60)  # the next flush has landed
             log = read_log(path, columns=("call_id",))
             ids = np.sort(np.concatenate([o.data["call_id"] for o in log.optimizers]))
             assert np.array_equal(ids, np.arange(1, len(ids) + 1)) and log.attrs["state"] == "running"

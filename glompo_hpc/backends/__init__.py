@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from ..errors import ConfigurationError
 from .base import Backend, ChildSpec
-from .mpi_env import auto_backend, check_mpi_backend, check_slots, mpi_world_size
+from .mpi_env import auto_backend, check_mpi_backend, check_single_rank_world, check_slots, mpi_world_size
 
 __all__ = ("Backend", "ChildSpec", "make_backend", "check_backend", "default_max_jobs", "BACKENDS", "mpi_workers",
            "auto_backend", "check_mpi_backend", "mpi_world_size")
@@ -86,6 +86,7 @@ def mpi_workers(slots: str = "ranks", cores_per_rank: int | None = None, comm: A
     """
     check_slots(slots, cores_per_rank)
     if comm is None and mpi_world_size() < 2:
+        check_single_rank_world()  # srun's N tasks without MPI would each run a manager
         yield True
         return
     try:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from mpi4py import MPI
 
-from .mpi_env import check_slots
+from .mpi_env import check_slots, check_world_matches_launcher
 from .mpi_protocol import Exit, Hello, SessionEnded, Tag
 from .mpi_transport import Inbox, Outbox, wait_request
 
@@ -132,6 +132,8 @@ def mpi_workers(slots: str = "ranks", cores_per_rank: int | None = None, comm: A
     check_slots(slots, cores_per_rank)
     base = MPI.COMM_WORLD if comm is None else comm
     if base.Get_size() < 2:
+        if comm is None:
+            check_world_matches_launcher(base.Get_size())  # N launched programs, each a world of 1
         yield True
         return
     if _active is not None:

@@ -26,6 +26,7 @@ from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
 from .paths import RunPaths
 from .result import Result
 from .session import RunSession
+from .run_lock import RunLock
 from .settings import SETTING_NAMES, Settings, apply_settings, prepare_working_dir
 from ..validation import check_task
 from .signals import SignalFlag
@@ -266,6 +267,8 @@ class GloMPOManager:
         if self.converged:
             self.logger.warning("this optimization has already ended (%s)", self.exit_reason)
             return self.result
+        run_lock = RunLock(self.working_dir)
+        run_lock.acquire()  # before anything is written: one run directory, one manager
         self._running = True
         self._session = session = RunSession(self)
         self._session_start()
@@ -288,6 +291,7 @@ class GloMPOManager:
         finally:
             self._running = False
             self._session = None
+            run_lock.release()
         return self.result
 
     # ================================================================ ending

@@ -29,6 +29,7 @@ from ..stoppers import BaseStopper
 from ..validation import check_bounds, check_choice, check_int, check_number
 from .paths import RunPaths
 from .seeds import GENERATOR_KEY, derived_seed, root_seed
+from .run_lock import refuse_if_locked
 
 __all__ = ("Settings", "Setting", "SETTINGS", "SETTING_NAMES", "apply_settings", "prepare_working_dir")
 
@@ -242,6 +243,7 @@ def prepare_working_dir(s: Settings, refuse_old_results: bool) -> None:
         s.working_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigurationError(f"working_dir {str(s.working_dir)!r} cannot be created: {e}") from None
+    refuse_if_locked(s.working_dir)  # a directory in use says so, not 'holds results of an earlier run'
     old = s.paths.existing_results()
     if refuse_old_results and old and not s.overwrite_existing:
         names = ", ".join(p.name for p in old)

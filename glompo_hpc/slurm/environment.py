@@ -19,13 +19,12 @@ import time
 from datetime import datetime
 from typing import ClassVar, Mapping
 
+from ..backends.mpi_env import SLURM_SRUN, launcher_rank
+
 __all__ = ("JobEnvironment", "SlurmEnvironment", "LocalEnvironment", "detect", "parse_squeue_time")
 
 logger = logging.getLogger("glompo_hpc.slurm.environment")
 
-# How MPI launchers name the rank; checked before SLURM_PROCID, because under `mpirun` inside a
-# batch script every rank inherits the batch shell's SLURM_PROCID=0.
-MPI_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "MPI_LOCALRANKID")
 
 
 def parse_squeue_time(text: str) -> float | None:
@@ -86,15 +85,11 @@ class JobEnvironment:
 
     @property
     def rank(self) -> int:
-        """This process's global rank: MPI's variables first, then the scheduler's."""
-        for variable in MPI_RANK_VARIABLES:
-            value = self.environ.get(variable)
-            if value:
-                try:
-                    return int(value)
-                except ValueError:
-                    continue
-        return self._int("rank", 0)
+        """This process's global rank: the MPI launchers' variables first (backends.mpi_env.LAUNCHERS;
+        under `mpirun` inside a batch script every rank inherits the batch shell's SLURM_PROCID=0),
+        then the scheduler's."""
+        rank = launcher_rank(self.environ)
+        return self._int("rank", 0) if rank is None else rank
 
     @property
     def end_time(self) -> float | None:
@@ -123,7 +118,7 @@ class SlurmEnvironment(JobEnvironment):
         "job_id": "SLURM_JOB_ID",
         "restart_count": "SLURM_RESTART_COUNT",
         "num_tasks": "SLURM_NTASKS",
-        "rank": "SLURM_PROCID",
+        "rank": SLURM_SRUN.rank,
     }
     SQUEUE_TIMEOUT = 30.0  # s: a busy controller can be slow; the guard retries later anyway
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -81,3 +82,40 @@ class PidTask:
 
     def headers(self):
         return {"pid": "int64", "tag": "str"}
+
+
+class MarkedTask:
+    """Sphere that leaves a file per evaluation in ``marks`` (``started-PID-THREAD-N``, then ``finished-...``),
+    so a test can wait for evaluations and see which ones a stop cut off, in any process.
+
+    With ``gate`` set, a process's evaluations from number ``gate_from`` on (default: all but the
+    first) wait until the file ``gate`` exists: an evaluation is then surely in flight when the test acts. ``marked`` limits the marks to a
+    process's first evaluations (a long run would fill the directory); ``delay`` as SleepyTask's.
+    """
+
+    def __init__(self, marks: str, gate: str | None = None, marked: int | None = None, delay: float = 0.0,
+                 gate_from: int = 2):
+        self.marks, self.gate, self.marked, self.delay, self.gate_from = marks, gate, marked, delay, gate_from
+        self.calls: dict[int, int] = {}  # per thread: the threads backend shares one task between children
+
+    def __call__(self, x) -> float:
+        thread = threading.get_ident()
+        n = self.calls[thread] = self.calls.get(thread, 0) + 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.marked is not None and n > self.marked:
+            return sphere(x)
+        name = f"{os.getpid()}-{thread}-{n}"
+        open(os.path.join(self.marks, f"started-{name}"), "w").close()
+        if self.gate is not None and n >= self.gate_from:
+            while not os.path.exists(self.gate):
+                time.sleep(0.01)  # polls for the test's event; no timing is assumed
+        open(os.path.join(self.marks, f"finished-{name}"), "w").close()
+        return sphere(x)
+
+    @staticmethod
+    def evaluations(marks) -> tuple[set[str], set[str]]:
+        """(started, finished) evaluation names, ``PID-THREAD-N``, found in ``marks``."""
+        names = os.listdir(marks)
+        return ({n[len("started-"):] for n in names if n.startswith("started-")},
+                {n[len("finished-"):] for n in names if n.startswith("finished-")})

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core.optlog import LogSink
-from ..core.state import EndKind
+from .run_status import in_session, log_status, run_state  # re-exported: callers import them from here
 
 __all__ = ("write_outputs", "open_log_sink", "log_status", "run_key", "run_state", "in_session")
 
@@ -62,23 +62,6 @@ def _static_attrs(manager: Any) -> dict[str, Any]:
             "host": socket.gethostname(), "pid": os.getpid(), "run_key": run_key(manager),
             "created": manager.dt_starts[0].isoformat(timespec="seconds") if manager.dt_starts else "",
             "backend": str(manager.backend_name), "max_jobs": int(manager.max_jobs)}
-
-
-def in_session(manager: Any) -> bool:
-    """True while a session runs and has not ended yet (a manager loaded from a checkpoint is not)."""
-    m = manager
-    return m.is_running and m.t_start is not None and (m.t_end is None or m.t_end < m.t_start)
-
-
-def run_state(manager: Any, final: bool) -> str:
-    if not final:
-        return "running"
-    if manager.interrupted:
-        return "interrupted"
-    end = manager.state.end
-    if end is not None and end.kind is EndKind.MANAGER_CRASHED:
-        return "crashed"
-    return "finished" if manager.converged else "ended"
 
 
 def _info(manager: Any):
@@ -185,17 +168,6 @@ def _move_aside(path: Path, why: str) -> Path:
     path.rename(target)
     logger.warning("%s %s: kept as %s; a new log is started", path, why, target.name)
     return target
-
-
-def log_status(manager: Any) -> dict[str, Any]:
-    """Where the HDF5 log stands: path, complete, problem, rows (empty below level 3)."""
-    log = manager.opt_log
-    if log is None or manager.summary_files < 3:
-        return {}
-    sink = log.sink
-    if sink is not None:
-        return sink.status()
-    return dict(log.sink_status)
 
 
 def write_outputs(manager: Any) -> None:

@@ -49,7 +49,7 @@ def _stats(values: list[float]) -> dict[str, float] | None:
 
 def _time_used(m) -> float:
     """Seconds used by all sessions, the running one included."""
-    from . import in_session
+    from .run_status import in_session
 
     return m.t_used + (time.time() - m.t_start if in_session(m) else 0.0)
 
@@ -63,7 +63,7 @@ def _checkpoints(m) -> dict[str, Any]:
 
 
 def _log_section(m) -> dict[str, Any]:
-    from . import log_status
+    from .run_status import log_status
 
     status = log_status(m)
     if not status:
@@ -78,7 +78,7 @@ def _combinable_text(obj: Any) -> str | None:
 
 def summary_dict(manager) -> dict[str, Any]:
     """Everything the summary file holds, as plain data."""
-    from . import in_session, run_state
+    from .run_status import in_session, run_state
     from .read_log import END_CATEGORIES, end_category
 
     m = manager

@@ -23,7 +23,7 @@ MAX_LINES = 400
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("protocol", ("errors", "protocol", "validation", "combinable", "core.seeds", "core.signals")),
     ("components", ("stoppers", "exit_conditions", "generators", "selectors", "optimizers", "tasks",
-                    "checkpointing", "defaults", "compat")),
+                    "checkpointing", "defaults", "compat", "optimizer_logs")),
     ("core", ("core",)),
     ("backends+outputs", ("backends", "outputs")),
     ("entry points", ("jobfile", "run", "slurm", "cli", "__main__", "")),

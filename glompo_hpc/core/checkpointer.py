@@ -27,6 +27,7 @@ from ..checkpointing import CheckpointingControl
 from ..errors import CheckpointError
 from . import messages as msg
 from .checkpoint_file import write_checkpoint_file
+from .signals import signal_hook
 from .snapshot import LiveOptimizer, capture_state, save_task
 
 __all__ = ("Checkpointer",)
@@ -97,6 +98,7 @@ class Checkpointer:
                                  "seconds": round(seconds, 4), "bytes": size})
         logger.info("Checkpoint written: %s (%d evaluations, %d optimizers, %.1f MB, %.2f s)", path, m.f_counter,
                     len(paused), size / 2 ** 20, seconds)
+        signal_hook("checkpoint-written")
         return path
 
     def _unique_name(self) -> str:
@@ -165,7 +167,8 @@ class Checkpointer:
         task_saved_as = save_task(m.task, staging, self.control.force_task_save)
         info = {"name": name, "f_counter": m.f_counter, "o_counter": m.o_counter, "task": task_saved_as,
                 "log_rows": {str(k): v for k, v in rows.items()},
-                "live_optimizers": [lo.opt_id for lo in live if lo.state_file]}
+                "live_optimizers": [lo.opt_id for lo in live if lo.state_file],
+                **(m.run_identity.as_dict() if m.run_identity is not None else {})}
         path = write_checkpoint_file(staging, self.directory / f"{name}.tar", info)
         m.checkpoint_history.add(path.name)
         m.checkpoint_files.append(path.name)

@@ -25,11 +25,12 @@ from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
 from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
 from .paths import RunPaths
+from .run_identity import RunIdentity, claim_working_dir
 from .result import Result
 from .session import RunSession
 from .settings import SETTINGS, apply_settings, prepare_working_dir
 from ..validation import check_task
-from .signals import SignalFlag
+from .signals import SignalFlag, signal_hook
 from .snapshot import LiveOptimizer, load_task, restore_state
 
 __all__ = ("GloMPOManager",)
@@ -120,6 +121,7 @@ class GloMPOManager:
         self._session: RunSession | None = None
         self._restored: list[tuple[int, Any]] = []  # (opt_id, optimizer) from a checkpoint, to restart
         self._resume_log_rows: dict[int, int] | None = None
+        self.run_identity: RunIdentity | None = None  # None: a run resumed from a checkpoint older than run ids
 
     # ================================================================ set-up
 
@@ -167,6 +169,7 @@ class GloMPOManager:
         settings = {name: value for name, value in locals().items() if name in SETTINGS}
         apply_settings(self, settings)
         self.task = task
+        self.run_identity = RunIdentity.new()
         prepare_working_dir(self, refuse_old_results=True)
         # stoppers with windows longer than the default in-memory tail are answered exactly from the start
         self.opt_log = OptimizerLog(self.n_parms, tail_rows=max(DEFAULT_TAIL_ROWS, rows_needed_by(self.stoppers)))
@@ -291,10 +294,12 @@ class GloMPOManager:
         try:
             with SignalFlag() as signals:
                 try:
+                    claim_working_dir(self, resumed=self._resume_log_rows is not None)  # before any deletion
                     self._purge_old_results()
+                    signal_hook("purged")
                     session.run(signals)
-                except KeyboardInterrupt:
-                    session.interrupt("SIGINT")
+                except KeyboardInterrupt:  # a second Ctrl-C: the user insists, no checkpoint
+                    session.interrupt("SIGINT", checkpoint=False)
                 except BaseException as e:
                     self.exit_reason = f"manager crashed: {type(e).__name__}: {e}"
                     self.logger.critical("Manager crashed:\n%s", traceback.format_exc())
@@ -303,6 +308,7 @@ class GloMPOManager:
                     session.shutdown()
                     session.log_status(force=True)  # so every session leaves at least one snapshot
                     self._session_end()
+                    signal_hook("outputs")  # tests: a late signal while the outputs are written
                     self._write_outputs()
         finally:
             self._running = False

@@ -24,7 +24,8 @@ from .status import ResourceMonitor
 __all__ = ("RunSession",)
 
 POLL_TIMEOUT = 0.1  # s: the longest the loop sleeps, so signals and hung children are seen promptly
-CHECKPOINT_SIGNALS = ("SIGUSR2", "SIGTERM")  # a cluster's "time is up": checkpoint before exiting
+# a cluster's "time is up", and Ctrl-C: checkpoint before exiting, so nothing computed is lost
+CHECKPOINT_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGINT")
 # Optimizers in a row that crash while no evaluation is made anywhere: then every new one would
 # crash too (a setting its class rejects only when it runs, a task that always raises), and the
 # loop would start them forever, filling the disk with their logs. No new ones are started.
@@ -87,16 +88,17 @@ class RunSession:
             self.interventions.check(self)
             if not m.converged and self.checkpointer and self.checkpointer.due():
                 self.checkpointer.take()
-            if signals.received is not None:
+            if signals.received is not None and not m.converged:  # once the outcome is decided, it stays
                 self.interrupt(signals.received.name)
+        signals.outcome_decided()
 
-    def interrupt(self, signal_name: str) -> None:
+    def interrupt(self, signal_name: str, checkpoint: bool = True) -> None:
         m = self.m
         m.interrupted = signal_name
         m.converged = True
         m.exit_reason = f"interrupted by {signal_name}"
         logger.warning("Run interrupted by %s: stopping children and writing outputs", signal_name)
-        if signal_name in CHECKPOINT_SIGNALS and self.checkpointer is not None:
+        if checkpoint and signal_name in CHECKPOINT_SIGNALS and self.checkpointer is not None:
             m.exit_checkpoint = self.checkpointer.take(then_stop=True)
 
     def take_checkpoint(self, then_stop: bool = False):

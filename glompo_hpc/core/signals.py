@@ -38,6 +38,7 @@ STAGES = ("run-id-written", "checkpoints-deleted", "purged", "checkpoint-written
           "exiting", "worker-end")
 
 _late_signals_ignored = False
+_hook_fired = False
 
 
 def ignore_late_signal(signum: int, frame: FrameType | None) -> None:
@@ -59,12 +60,15 @@ def late_signals_ignored() -> Iterator[None]:
 
 
 def signal_hook(stage: str) -> None:
-    """Test hook: send this process the signal ``GLOMPO_HPC_SIGNAL_AT`` names for ``stage``."""
+    """Test hook: send this process the signal ``GLOMPO_HPC_SIGNAL_AT`` names for ``stage``, the
+    first time the process reaches that stage (a stage such as a checkpoint can recur)."""
+    global _hook_fired
     wanted = os.environ.get(SIGNAL_AT_VARIABLE, "")
-    if not wanted:
+    if not wanted or _hook_fired:
         return
     at, _, name = wanted.partition(":")
     if at == stage:
+        _hook_fired = True
         logger.warning("Test hook %s=%s: sending %s at stage %r", SIGNAL_AT_VARIABLE, wanted, name, stage)
         os.kill(os.getpid(), signal.Signals[name])
 

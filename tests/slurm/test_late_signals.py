@@ -7,11 +7,13 @@ lines), so the race is the same every time. The jobs are submitted at once and r
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import io
 
 import pytest
 import yaml
 
+from glompo_hpc import cli
 from slurm_support import Slurm, write_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -39,7 +41,10 @@ def late_signal_jobs(slurm: Slurm, tmp_path_factory) -> dict[str, tuple]:
         job = write_job(base / stage, fmax=300, summary_files=1, backend="mpi",
                         slurm=f"{{time: 5, ntasks: 3, log_dir: logs, mpirun_args: [--oversubscribe], setup: {setup}}}")
         script = job.parent / "job.sbatch"
-        script.write_text(slurm.run(sys.executable, "-m", "glompo_hpc", "jobscript", str(job)).stdout)
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            assert cli.main(["jobscript", str(job)]) == 0
+        script.write_text(text.getvalue())
         jobs[stage] = (job, slurm.sbatch(script, cwd=job.parent), sig)
     return jobs
 

@@ -38,8 +38,8 @@ class ResumePlan:
         checkpoint: The checkpoint to continue from (None: start a new run).
         start_afresh: The run the directory holds left nothing to resume (killed before its first
             checkpoint): a new run starts over its files.
-        finished: The exit reason, when that run has finished and the job file does not raise its
-            budget (nothing to resume).
+        finished: The exit reason, when that run has finished and the job file does not change its
+            budget (``--resume auto`` warns that going on replaces its result).
         applied: ``load_checkpoint`` overrides taken from the job file (``exit_conditions``).
         settings: The settings record of the resumed run (None: its checkpoint records none).
     """

@@ -154,9 +154,10 @@ def run(request: RunRequest, guard: Callable[[float], Any] | None = None) -> int
         plan = (resume_point(kwargs, settings, request.keep_checkpoint_settings, request.force)
                 if request.resume == "auto" else None)
         if plan is not None and plan.finished is not None:
-            print(f"{PROG}: the run in {kwargs.get('working_dir', '.')} has finished ({plan.finished}): nothing to "
-                  "resume; raise its budget in the job file (or pass --force) to go on", file=sys.stderr)
-            return ExitCode.OK
+            # as before run ids: a requeue never follows a finished run, so this is a user's own choice
+            logger.warning("The run in %s has finished (%s): going on from its checkpoint replaces its result "
+                           "(glompo-hpc resume refuses this without --force)", kwargs.get("working_dir", "."),
+                           plan.finished)
         try:
             if plan is not None and plan.checkpoint is not None:
                 logger.warning("Resuming from checkpoint %s", plan.checkpoint)

@@ -115,8 +115,6 @@ def test_resume_says_what_it_discards_and_refuses_a_finished_run_without_force(t
     refused = run("resume", workdir, job)
     assert refused.returncode == 2 and "has finished (MaxFuncCalls(fmax=400))" in refused.stderr
     assert "--force" in refused.stderr
-    auto = run("run", job, "--resume", "auto")
-    assert auto.returncode == 0 and "has finished" in auto.stderr and "Resuming" not in auto.stderr
     newest = list_checkpoints(workdir / "checkpoints")[0]
     from glompo_hpc.core.run_identity import read_manifest
     at = read_manifest(newest)["f_counter"]

@@ -230,7 +230,7 @@ def resume_from(source: str | Path, job: str | None = None, log_level: str | Non
     checkpoint's settings like ``--resume auto``. A finished run is resumed only with a changed
     budget or ``force``: resuming it from a mid-run checkpoint would replace its final answer."""
     from .core.manager import GloMPOManager
-    from .resume_policy import compare_settings, finished_reason, job_settings
+    from .resume_policy import compare_settings, finished_reason, held_identity, job_settings
     from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
 
     checkpoint, overrides = _resume_source(Path(source))
@@ -252,6 +252,11 @@ def resume_from(source: str | Path, job: str | None = None, log_level: str | Non
             overrides.update(plan.applied)
         manager = GloMPOManager.load_manager(checkpoint, task=task, **overrides)
         identity = manager.run_identity
+        held = held_identity(Path(manager.working_dir))
+        if held is not None and held != identity and not force:
+            raise UserError(f"checkpoint {str(checkpoint)!r} is of another run than the one {manager.working_dir} "
+                            f"now holds (run {held.run_id}): resuming it there would mix the two runs' files; "
+                            "pass --force to do it anyway")
         reason = finished_reason(Path(manager.working_dir), identity.run_id if identity is not None else None)
         if reason is not None and not force and "exit_conditions" not in overrides:
             raise UserError(f"the run in {manager.working_dir} has finished ({reason}); resuming it from "

@@ -207,3 +207,14 @@ def test_a_checkpoint_without_id_is_not_taken_for_the_run_a_directory_holds(tmp_
     assert "belong to another run" in resumed.stderr
     # the run the directory holds left no checkpoint of its own but a summary: nothing silently replaces it
     assert resumed.returncode == 2 and "--overwrite" in resumed.stderr
+
+
+def test_resume_of_a_checkpoint_whose_directory_now_holds_another_run_is_refused(tmp_path):
+    job, workdir = finished_run(tmp_path)
+    kept = tmp_path / "kept.tar"
+    shutil.copy(list_checkpoints(workdir / "checkpoints")[0], kept)
+    assert cli("run", job, "--overwrite").returncode == 0
+    before = (workdir / "glompo_manager_log.yml").read_bytes()
+    refused = cli("resume", kept, job)
+    assert refused.returncode == 2 and "is of another run than the one" in refused.stderr
+    assert (workdir / "glompo_manager_log.yml").read_bytes() == before

@@ -158,10 +158,7 @@ def compare_settings(checkpoint: Path, settings: dict[str, str] | None, exit_con
     saved = identity.settings if identity is not None else None
     plan = ResumePlan(checkpoint=checkpoint, settings=saved)
     if saved is None or settings is None:
-        if settings is not None:
-            logger.warning("Checkpoint %s records no job settings (written by the Python API or an older glompo_hpc): "
-                           "the job file is not compared with it", checkpoint.name)
-        return plan
+        return plan  # said once the checkpoint has loaded (see run.announce_resume)
     differ = {k: (saved.get(k), settings[k]) for k in settings if saved.get(k) != settings[k]}
     kept = {k: v for k, v in differ.items() if k not in SETTINGS_APPLIED_ON_RESUME}
     if kept and not keep_checkpoint_settings:
@@ -223,7 +220,7 @@ def evaluations_recorded(working_dir: Path, run_id: str | None) -> int | None:
             with h5py.File(log, "r") as f:
                 if str(f.attrs.get("run_id", "")) == (run_id or "") and "f_counter" in f.attrs:
                     return int(f.attrs["f_counter"])
-        except (OSError, ValueError, ImportError):
+        except Exception:  # a damaged log is the rollback's business (it is set aside); here only a count is lost
             pass
     summary = _summary_of(working_dir, run_id)
     value = ((summary or {}).get("counters") or {}).get("function_evaluations")

@@ -160,11 +160,10 @@ def run(request: RunRequest, guard: Callable[[float], Any] | None = None) -> int
                            plan.finished)
         try:
             if plan is not None and plan.checkpoint is not None:
-                logger.warning("Resuming from checkpoint %s", plan.checkpoint)
                 manager = GloMPOManager.load_manager(plan.checkpoint, task=kwargs["task"], **plan.load_overrides(kwargs))
                 if manager.run_identity is not None and plan.settings is not None:
                     manager.run_identity = RunIdentity(manager.run_identity.run_id, plan.settings)
-                announce_resume(manager, plan.checkpoint)
+                announce_resume(manager, plan.checkpoint, settings_unrecorded=plan.settings is None)
             else:
                 if plan is not None and plan.start_afresh:
                     kwargs["overwrite_existing"] = True
@@ -209,7 +208,7 @@ def exit_code(manager: Any) -> int:
     return ExitCode.for_signal(signum)
 
 
-def announce_resume(manager: Any, checkpoint: Path) -> None:
+def announce_resume(manager: Any, checkpoint: Path, settings_unrecorded: bool = False) -> None:
     """Say on stderr from which checkpoint the run goes on, and how many evaluations made after it
     are discarded (the HDF5 log is rolled back to the checkpoint when the session starts)."""
     from .resume_policy import evaluations_recorded
@@ -219,7 +218,10 @@ def announce_resume(manager: Any, checkpoint: Path) -> None:
     at = manager.f_counter
     lost = (f"{recorded - at} evaluation(s) made after it are discarded (the log is rolled back to {at})"
             if recorded is not None and recorded > at else "no evaluation recorded after it is discarded")
-    print(f"{PROG}: resuming from checkpoint {checkpoint} ({at} evaluations); {lost}", file=sys.stderr)
+    logger.warning("Resuming from checkpoint %s (%d evaluations); %s", checkpoint, at, lost)
+    if settings_unrecorded:
+        logger.warning("Checkpoint %s records no job settings (written by the Python API, or before run ids): "
+                       "the job file was not compared with it", checkpoint.name)
 
 
 def resume_from(source: str | Path, job: str | None = None, log_level: str | None = None,
@@ -262,7 +264,7 @@ def resume_from(source: str | Path, job: str | None = None, log_level: str | Non
             raise UserError(f"the run in {manager.working_dir} has finished ({reason}); resuming it from "
                             f"{checkpoint.name} would replace its result: raise its budget in the job file, "
                             "or pass --force")
-        announce_resume(manager, checkpoint)
+        announce_resume(manager, checkpoint, settings_unrecorded=spec is not None and plan.settings is None)
         result = start(manager, spec.slurm.margin_s if spec is not None else 300, guard)
     print_result(result)
     return exit_code(manager)

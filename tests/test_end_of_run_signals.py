@@ -102,7 +102,7 @@ def test_ctrl_c_checkpoints_names_the_signal_and_says_how_to_continue(tmp_path):
     assert len(checkpoints) == 2  # the periodic one and the one Ctrl-C took
     resumed = run("run", job, "--resume", "auto")
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from checkpoint {checkpoints[0]}" in resumed.stderr
+    assert f"Resuming from checkpoint {checkpoints[0]}" in resumed.stderr
     assert summary(tmp_path)["solution"]["exit_reason"] == "MaxFuncCalls(fmax=400)"
 
 
@@ -120,7 +120,7 @@ def test_resume_says_what_it_discards_and_refuses_a_finished_run_without_force(t
     at = read_manifest(newest)["f_counter"]
     forced = run("resume", workdir, job, "--force")
     assert forced.returncode == 0, forced.stderr
-    assert (f"resuming from checkpoint {newest} ({at} evaluations); {total - at} evaluation(s) made after it "
+    assert (f"Resuming from checkpoint {newest} ({at} evaluations); {total - at} evaluation(s) made after it "
             f"are discarded (the log is rolled back to {at})") in forced.stderr
 
 

@@ -106,7 +106,8 @@ def _add_resume_choices(parser: argparse.ArgumentParser) -> None:
                         help="on a resume, where the job file's task, bounds or components differ from the "
                              "checkpoint's, keep the checkpoint's (without this such a resume is refused)")
     parser.add_argument("--force", action="store_true",
-                        help="resume a run that has finished although the job file does not change its budget")
+                        help="resume a run that has finished although the job file does not change its budget "
+                             "(or, with resume, a checkpoint whose directory now holds another run)")
 
 
 def _manager_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,8 +13,8 @@ until a submission is made, so the package loads without it.
 from .environment import JobEnvironment, LocalEnvironment, SlurmEnvironment, detect
 from .jobscript import LAUNCHERS, generic_jobscript, render_jobscript
 from .submit import Submission, submit
-from .walltime import RequeueBudget, WalltimeGuard, guard_for_run, requeue_refusal
+from .walltime import EXIT_REQUEUE, RequeueBudget, WalltimeGuard, guard_for_run, requeue_refusal
 
-__all__ = ("RequeueBudget", "WalltimeGuard", "guard_for_run", "requeue_refusal",
+__all__ = ("EXIT_REQUEUE", "RequeueBudget", "WalltimeGuard", "guard_for_run", "requeue_refusal",
            "JobEnvironment", "LocalEnvironment", "SlurmEnvironment", "detect", "LAUNCHERS", "render_jobscript",
            "generic_jobscript", "Submission", "submit")

@@ -30,11 +30,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..run import ExitCode
 from .environment import JobEnvironment, detect
 
-__all__ = ("RequeueBudget", "WalltimeGuard", "guard_for_run", "requeue_refusal")
+__all__ = ("EXIT_REQUEUE", "RequeueBudget", "WalltimeGuard", "guard_for_run", "requeue_refusal")
 
 logger = logging.getLogger("glompo_hpc.slurm.walltime")
+
+#: The old name of :attr:`glompo_hpc.run.ExitCode.REQUEUE` (the one table of exit codes), kept for scripts.
+EXIT_REQUEUE = ExitCode.REQUEUE
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,12 @@ class OptimizerStopped(Exception):
     It derives from Exception (not GloMPOError) on purpose: third-party optimizer loops that catch
     Exception will still end, and the child host recognises it and reports a clean stop.
     """
+
+
+class UserError(Exception):
+    """A mistake of the command line's user with a ready message: ``glompo-hpc`` prints it as one
+    line ``glompo-hpc: error: ...`` and exits 2."""
+
+
+class OtherRankError(UserError):
+    """An error every MPI rank meets alike: rank 0 prints it, the others exit 2 without repeating it."""

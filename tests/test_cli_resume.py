@@ -71,7 +71,8 @@ def test_resume_auto_without_checkpoint_starts_afresh_and_resume_command(tmp_pat
     assert fresh.returncode == 0 and "Resuming" not in fresh.stderr
     original = (tmp_path / "run" / "glompo_manager_log.yml").read_bytes()
     shutil.copytree(tmp_path / "run", tmp_path / "copy")
-    again = cli("resume", tmp_path / "copy", job, "--log-level", "INFO")
+    # the run has finished: resuming it (from its last checkpoint) needs --force (docs/checkpointing.md)
+    again = cli("resume", tmp_path / "copy", job, "--log-level", "INFO", "--force")
     assert again.returncode == 0, again.stderr
     assert "Loaded checkpoint" in again.stderr
     # a run directory given to resume is where the run goes on, also when it was copied or moved

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "checkpointing", "defaults", "compat", "optimizer_logs")),
     ("core", ("core",)),
     ("backends+outputs", ("backends", "outputs")),
-    ("entry points", ("jobfile", "run", "slurm", "cli", "__main__", "")),
+    ("entry points", ("jobfile", "run", "run_support", "resume_policy", "slurm", "cli", "__main__", "")),
 )
 
 

@@ -29,6 +29,7 @@ from ..errors import CheckpointError
 from . import messages as msg
 from .checkpoint_file import write_checkpoint_file
 from .settings import Settings
+from .signals import signal_hook
 from .snapshot import LiveOptimizer, capture_state, save_task
 from .state import RunState
 
@@ -133,6 +134,7 @@ class Checkpointer:
                                      "seconds": round(seconds, 4), "bytes": size})
         logger.info("Checkpoint written: %s (%d evaluations, %d optimizers, %.1f MB, %.2f s)", path,
                     state.f_counter, len(paused), size / 2 ** 20, seconds)
+        signal_hook("checkpoint-written")
         return path
 
     def _unique_name(self) -> str:
@@ -182,7 +184,8 @@ class Checkpointer:
         task_saved_as = save_task(task, staging, self.control.force_task_save)
         info = {"name": name, "f_counter": state.f_counter, "o_counter": state.o_counter, "task": task_saved_as,
                 "log_rows": {str(k): v for k, v in rows.items()},
-                "live_optimizers": [lo.opt_id for lo in live if lo.state_file]}
+                "live_optimizers": [lo.opt_id for lo in live if lo.state_file],
+                **(state.run_identity.as_dict() if state.run_identity is not None else {})}
         path = write_checkpoint_file(staging, self.directory / f"{name}.tar", info)
         state.checkpoint_history.add(path.name)
         state.checkpoint_files.append(path.name)

@@ -24,12 +24,13 @@ from .checkpoint_file import open_checkpoint
 from .checkpointer import Checkpointer
 from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
 from .paths import RunPaths
+from .run_identity import RunIdentity, claim_working_dir
 from .result import Result
 from .session import RunSession
 from .run_lock import RunLock
 from .settings import SETTING_NAMES, Settings, apply_settings, prepare_working_dir
 from ..validation import check_task
-from .signals import SignalFlag
+from .signals import SignalFlag, signal_hook
 from .snapshot import LiveOptimizer, load_task, restore_state
 from .state import EndKind, RunState
 from .view import RunView, expose_records
@@ -145,6 +146,7 @@ class GloMPOManager:
             "aggressive_stop": aggressive_stop, "end_timeout": end_timeout,
             "split_printstreams": split_printstreams, "seed": seed})
         self.task = task
+        self.state.run_identity = RunIdentity.new()
         prepare_working_dir(self.settings, refuse_old_results=True)
         # stoppers with windows longer than the default in-memory tail are answered exactly from the start
         self.state.opt_log = OptimizerLog(self.n_parms,
@@ -275,10 +277,12 @@ class GloMPOManager:
         try:
             with SignalFlag() as signals:
                 try:
+                    claim_working_dir(self, resumed=self._resume_log_rows is not None)  # before any deletion
                     self._purge_old_results()
+                    signal_hook("purged")
                     session.run(signals)
-                except KeyboardInterrupt:
-                    session.interrupt("SIGINT")
+                except KeyboardInterrupt:  # a second Ctrl-C: the user insists, no checkpoint
+                    session.interrupt("SIGINT", checkpoint=False)
                 except BaseException as e:
                     self.state.finish(EndKind.MANAGER_CRASHED, f"manager crashed: {type(e).__name__}: {e}")
                     self.logger.critical("Manager crashed:\n%s", traceback.format_exc())
@@ -287,6 +291,7 @@ class GloMPOManager:
                     session.shutdown()
                     session.log_status(force=True)  # so every session leaves at least one snapshot
                     self._session_end()
+                    signal_hook("outputs")  # tests: a late signal while the outputs are written
                     self._write_outputs()
         finally:
             self._running = False

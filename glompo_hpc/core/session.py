@@ -30,7 +30,8 @@ from .status import ResourceMonitor
 __all__ = ("RunSession", "CRASH_LOOP", "CRASH_LOOP_LIMIT")
 
 POLL_TIMEOUT = 0.1  # s: the longest the loop sleeps, so signals and hung children are seen promptly
-CHECKPOINT_SIGNALS = ("SIGUSR2", "SIGTERM")  # a cluster's "time is up": checkpoint before exiting
+# a cluster's "time is up", and Ctrl-C: checkpoint before exiting, so nothing computed is lost
+CHECKPOINT_SIGNALS = ("SIGUSR2", "SIGTERM", "SIGINT")
 
 logger = logging.getLogger("glompo_hpc.manager")
 _ENDING = {EndKind.EXIT_CONDITIONS: "Exit conditions met"}
@@ -94,8 +95,9 @@ class RunSession:
             self.apply(self.interventions.check(set(self._stoppable())))
             if not state.converged and control is not None and checkpoint_due(control, state, time.time()):
                 self.apply([TakeCheckpoint()])
-            if signals.received is not None:
+            if signals.received is not None and not state.converged:  # once the outcome is decided, it stays
                 self.interrupt(signals.received.name)
+        signals.outcome_decided()
 
     def apply(self, actions: list[Action | None]) -> None:
         """The one place where the policies' decisions take effect."""
@@ -118,12 +120,12 @@ class RunSession:
                 if action.outcome is not None:
                     logger.error("%s", action.outcome.detail)
 
-    def interrupt(self, signal_name: str) -> None:
+    def interrupt(self, signal_name: str, checkpoint: bool = True) -> None:
         m = self.m
         m.interrupted = signal_name
         self.state.finish(EndKind.INTERRUPTED, f"interrupted by {signal_name}")
         logger.warning("Run interrupted by %s: stopping children and writing outputs", signal_name)
-        if signal_name in CHECKPOINT_SIGNALS and self.checkpointer is not None:
+        if checkpoint and signal_name in CHECKPOINT_SIGNALS and self.checkpointer is not None:
             self.state.exit_checkpoint = self.take_checkpoint(then_stop=True)
 
     def take_checkpoint(self, then_stop: bool = False):

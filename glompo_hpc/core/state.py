@@ -12,15 +12,19 @@ import enum
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .optlog import OptimizerLog
 from .result import Result
 
+if TYPE_CHECKING:  # run_identity reads checkpoint files, whose module needs this one
+    from .run_identity import RunIdentity
+
 __all__ = ("STATE_FORMAT", "EndKind", "EndRecord", "RunState", "STATE_FIELDS")
 
 #: Version of the checkpointed state record. 1: main up to b80b930 pickled the manager's
-#: ``__dict__`` (still read, see ``snapshot.py``); 2: the RunState and Settings records.
+#: ``__dict__`` (still read, see ``snapshot.py``); 2: the RunState and Settings records. Version 2
+#: records written before ``run_identity`` existed load with it None (a run without identity).
 STATE_FORMAT = 2
 
 
@@ -52,6 +56,8 @@ class RunState:
     o_counter: int = 0
     conv_counter: int = 0
     stopcheck_counter: int = 0
+    # which run this is (None: continued from a checkpoint older than run ids; see run_identity.py)
+    run_identity: RunIdentity | None = None
     # the incumbent and every evaluation
     result: Result = field(default_factory=Result)
     opt_log: OptimizerLog | None = None

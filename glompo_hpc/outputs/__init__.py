@@ -74,6 +74,7 @@ def _info(manager: Any):
         res = m.result
         return {
             "state": run_state(m, final), "f_counter": int(m.f_counter), "o_counter": int(m.o_counter),
+            "run_id": m.run_identity.run_id if m.run_identity is not None else "",
             "conv_counter": int(m.conv_counter), "stopcheck_counter": int(m.stopcheck_counter),
             "stopped_by_manager": len(m.stopped_opts), "exit_reason": str(m.exit_reason or ""),
             "t_used": float(m.t_used + (now - m.t_start if running else 0.0)),

@@ -92,6 +92,7 @@ def summary_dict(manager) -> dict[str, Any]:
     return _plain({
         "assignment": {
             "glompo_hpc_version": __version__,
+            "run_id": m.run_identity.run_id if m.run_identity is not None else None,
             "task": task_label(m.task),
             "working_dir": Path(m.working_dir).resolve(),
             "user": getpass.getuser(),

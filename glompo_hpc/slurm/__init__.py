@@ -1,7 +1,7 @@
 """SLURM: job scripts, submission through submitit, and surviving the time limit (docs/slurm.md).
 
 - :mod:`.environment`: job id, restart count, end time and rank (SLURM, or a local twin).
-- :mod:`.walltime`: :data:`EXIT_REQUEUE`, the requeue countdown and the walltime guard.
+- :mod:`.walltime`: the requeue countdown and the walltime guard.
 - :mod:`.jobscript`: ``sbatch`` scripts (``mpirun`` or ``srun``) from a job file's ``slurm:`` section.
 - :mod:`.submit`: :func:`submit` a job file through submitit, with a checkpointable callable.
 

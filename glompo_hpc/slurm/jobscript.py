@@ -15,7 +15,7 @@ What the script does at run time:
 
 - ``#SBATCH --signal=B:USR2@S``: SLURM sends USR2 to the batch shell S seconds before the limit;
   the trap forwards it to the launcher (``mpirun`` and ``srun`` pass it on to every rank) and
-  the run checkpoints, stops and exits with :data:`~glompo_hpc.slurm.walltime.EXIT_REQUEUE`.
+  the run checkpoints, stops and exits with :attr:`glompo_hpc.run.ExitCode.REQUEUE`.
 - On that status, and only on it, the script runs ``scontrol requeue $SLURM_JOB_ID`` unless
   ``SLURM_RESTART_COUNT`` has reached ``max_requeues`` or the job is no longer RUNNING. SIGTERM
   without USR2 before it is ``scancel`` or preemption: the run checkpoints but is not requeued
@@ -34,7 +34,7 @@ from typing import Sequence
 from ..errors import JobFileError
 from ..jobfile.registry import show
 from ..jobfile.schema import SlurmSpec
-from .walltime import EXIT_REQUEUE
+from ..run import ExitCode
 
 __all__ = ("LAUNCHERS", "render_jobscript", "generic_jobscript", "sbatch_directives", "launch_command", "one_line",
            "node_python", "requeue_warning")
@@ -163,7 +163,7 @@ def render_jobscript(slurm: SlurmSpec, launcher: str = "mpirun", job_file: str |
         *(_MPI4PY_NOTE if launcher == "mpirun" else ()),
         "",
         "# ---- nothing below needs editing",
-        f"exit_requeue={EXIT_REQUEUE}  # glompo-hpc run: 'checkpointed at the time limit, requeue me'",
+        f"exit_requeue={int(ExitCode.REQUEUE)}  # glompo-hpc run: 'checkpointed at the time limit, requeue me'",
         *_RUN_AND_REQUEUE,
     ]
     return "\n".join(lines) + "\n"

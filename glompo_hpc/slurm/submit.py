@@ -1,12 +1,13 @@
 """Submitting a job file through submitit: ``glompo-hpc submit JOB.yaml`` and :func:`submit`.
 
-The submitted callable, :class:`GlompoRun`, runs ``glompo-hpc run JOB --resume auto`` inside the
-submitit process on every task (rank 0 runs the manager). Its ``checkpoint`` method is what
+The submitted callable, :class:`GlompoRun`, runs the job with ``--resume auto`` inside the
+submitit process on every task (rank 0 runs the manager), through :func:`glompo_hpc.run.run`, as
+the command line does. Its ``checkpoint`` method is what
 makes submitit requeue instead of giving up:
 
 - SLURM sends USR2 ``slurm.signal_delay_s`` before the limit (submitit's ``--signal=USR2@S``).
-  While the command line runs, its own handlers have the signal (the manager's: checkpoint,
-  stop, write the outputs), and ``run`` returns :data:`EXIT_REQUEUE`. :class:`GlompoRun` puts
+  While the run goes on, its own handlers have the signal (the manager's: checkpoint,
+  stop, write the outputs), and ``run`` returns :attr:`ExitCode.REQUEUE`. :class:`GlompoRun` puts
   submitit's handlers back and raises USR2 again: submitit calls ``checkpoint`` (a new
   submission of the same job, which starts with ``--resume auto``), pickles it, runs
   ``scontrol requeue`` and exits.
@@ -32,7 +33,8 @@ from typing import Any
 
 from .environment import detect
 from .jobscript import node_python, one_line
-from .walltime import EXIT_REQUEUE, RequeueBudget, requeue_refusal
+from ..run import ExitCode
+from .walltime import RequeueBudget, requeue_refusal
 
 __all__ = ("GlompoRun", "Submission", "submit", "make_executor", "format_submission")
 
@@ -49,41 +51,41 @@ class GlompoRun:
     Args:
         job_file: The job file (absolute).
         max_requeues: ``slurm.max_requeues``: no hand-over to submitit once spent.
-        run_args: Extra arguments for ``glompo-hpc run``.
     """
 
     HANDOVER_WAIT_S = 60.0  # s: how long to wait for submitit's handler to requeue and exit
-    SIGNALS = ("SIGUSR2", "SIGTERM")  # submitit's handlers, which the command line replaces while it runs
 
-    def __init__(self, job_file: str | Path, max_requeues: int = 10, run_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, job_file: str | Path, max_requeues: int = 10) -> None:
         self.job_file = str(Path(job_file).absolute())
         self.max_requeues = max_requeues
-        self.run_args = tuple(run_args)
 
     @property
     def argv(self) -> list[str]:
-        return ["run", self.job_file, "--resume", "auto", *self.run_args]
+        """The command line this run is equivalent to."""
+        return ["run", self.job_file, "--resume", "auto"]
 
     def __call__(self) -> dict[str, Any]:
-        from .. import cli
+        from .. import run as run_module
+        from ..core.signals import LATE_SIGNALS, ignore_late_signal
+        from .walltime import guard_for_run
 
         env = detect()
         logger.info("glompo-hpc %s (job %s, start %d, rank %d)", shlex.join(self.argv), env.job_id,
                     env.restart_count + 1, env.rank)
-        saved = {name: signal.getsignal(getattr(signal, name)) for name in self.SIGNALS}
+        saved = {sig: signal.getsignal(sig) for sig in LATE_SIGNALS}
         code = None
         try:
-            code = cli.main(self.argv)
+            request = run_module.RunRequest(self.job_file, resume="auto")
+            code = run_module.run_program(request, guard=guard_for_run, restore_signals=False)
         finally:
-            for name, handler in saved.items():  # submitit's again: the hand-over below needs its USR2 handler
-                if handler is not None:
-                    signal.signal(getattr(signal, name), handler)
-            if code == 0:
-                # the run is over: a late warning must not requeue it (submitit's handler would)
-                signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+            # Only a requeue needs submitit's handlers back (the hand-over below raises its USR2).
+            # Any other end is final: a late USR2 must not requeue it, nor a TERM fail it, so the
+            # handlers that log and ignore them stay until the process exits (no gap in between).
+            for sig, handler in saved.items():
+                signal.signal(sig, handler if code == ExitCode.REQUEUE and handler is not None else ignore_late_signal)
         outcome = {"job_file": self.job_file, "exit_code": code, "job_id": env.job_id,
                    "restart_count": env.restart_count, "requeued": False}
-        if code == EXIT_REQUEUE and env.rank == 0:
+        if code == ExitCode.REQUEUE and env.rank == 0:
             budget = RequeueBudget.from_environment(self.max_requeues, env)
             if not budget.allows_requeue():
                 raise RuntimeError(budget.exhausted_message())  # the job fails with the reason
@@ -92,7 +94,7 @@ class GlompoRun:
                 self._hand_over_to_submitit()  # does not return
             logger.warning("%s", refusal)
             return outcome  # cancelled: the user's decision, not a failure
-        if code not in (0, EXIT_REQUEUE):
+        if code not in (ExitCode.OK, ExitCode.REQUEUE):
             raise RuntimeError(f"glompo-hpc run {self.job_file} exited with status {code} (see the log above)")
         return outcome
 
@@ -101,7 +103,7 @@ class GlompoRun:
         from submitit.helpers import DelayedSubmission
 
         logger.warning("Requeueing %s: the next start resumes with --resume auto", self.job_file)
-        return DelayedSubmission(GlompoRun(self.job_file, self.max_requeues, self.run_args), *args, **kwargs)
+        return DelayedSubmission(GlompoRun(self.job_file, self.max_requeues), *args, **kwargs)
 
     def _hand_over_to_submitit(self) -> None:
         # submitit's USR2 handler is back in place; raising USR2 runs it from the main loop:

@@ -11,7 +11,7 @@ A run inside an allocation with an end has three ways to learn that time is near
 
 The manager handles SIGUSR2 and SIGTERM alike: a flag, then at its next loop turn a checkpoint,
 the children stopped, the outputs written, and ``glompo-hpc run`` exits with
-:data:`EXIT_REQUEUE`. The job script (or the submitit callable) then requeues the job, unless
+:attr:`glompo_hpc.run.ExitCode.REQUEUE` (3). The job script (or the submitit callable) then requeues the job, unless
 :func:`requeue_refusal` objects; the next start runs ``glompo-hpc run JOB --resume auto``.
 
 :class:`RequeueBudget` is the countdown: a job that has been restarted ``max_requeues`` times is
@@ -30,15 +30,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..run import ExitCode
 from .environment import JobEnvironment, detect
 
 __all__ = ("EXIT_REQUEUE", "RequeueBudget", "WalltimeGuard", "guard_for_run", "requeue_refusal")
 
 logger = logging.getLogger("glompo_hpc.slurm.walltime")
 
-#: Exit status of ``glompo-hpc run`` meaning "stopped by a signal after a checkpoint: requeue me".
-#: The command line defines the same number (``cli.EXIT_REQUEUE``); a test keeps the two equal.
-EXIT_REQUEUE = 3
+#: The old name of :attr:`glompo_hpc.run.ExitCode.REQUEUE` (the one table of exit codes), kept for scripts.
+EXIT_REQUEUE = ExitCode.REQUEUE
+
 
 @dataclass(frozen=True)
 class RequeueBudget:

@@ -10,6 +10,8 @@ import signal
 import pytest
 
 from glompo_hpc import cli
+from glompo_hpc import run as run_module
+from glompo_hpc.core.signals import ignore_late_signal
 from glompo_hpc import slurm as slurm_package
 from glompo_hpc.slurm.submit import GlompoRun, submit
 from slurm_support import WEIRD_NAME, sbatch_options, write_job
@@ -99,17 +101,20 @@ def submitit_handler():
         raise Handover
 
     previous = signal.signal(signal.SIGUSR2, handler)
+    previous_term = signal.getsignal(signal.SIGTERM)
     yield calls
     signal.signal(signal.SIGUSR2, previous)
+    signal.signal(signal.SIGTERM, previous_term)
 
 
 def fake_cli(monkeypatch, code: int):
-    def main(argv):
-        # the real command line installs its own handlers and leaves them: GlompoRun must restore submitit's
+    def run_program(request, guard=None, restore_signals=True):
+        # the run leaves its own handlers: GlompoRun must restore submitit's for a requeue
+        assert request.resume == "auto" and not restore_signals
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return code
-    monkeypatch.setattr(cli, "main", main)
+    monkeypatch.setattr(run_module, "run_program", run_program)
 
 
 def test_callable_returns_the_outcome_of_a_finished_run(tmp_path, monkeypatch, submitit_handler):
@@ -117,9 +122,10 @@ def test_callable_returns_the_outcome_of_a_finished_run(tmp_path, monkeypatch, s
     outcome = GlompoRun(tmp_path / "job.yaml")()
     assert outcome["exit_code"] == 0 and not outcome["requeued"]
     assert not submitit_handler
-    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    # the run is over: a late USR2 is ignored rather than handed to submitit, which would requeue
-    assert signal.getsignal(signal.SIGUSR2) is signal.SIG_IGN
+    # the run is over: a late USR2 is logged and ignored rather than handed to submitit, which would
+    # requeue it, and a late TERM does not fail it (a Python handler, which programs started later do not inherit)
+    assert signal.getsignal(signal.SIGUSR2) is ignore_late_signal
+    assert signal.getsignal(signal.SIGTERM) is ignore_late_signal
 
 
 def test_requeue_status_hands_over_to_submitits_handler(tmp_path, monkeypatch, submitit_handler):

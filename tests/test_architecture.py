@@ -15,7 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import import_layers  # noqa: E402
 
 KNOWN_UPWARD = {
-    ("core.checkpoint_file", "outputs.atomic"),
     ("core.manager", "backends"),
     ("core.session", "backends"),
     ("core.settings", "backends"),

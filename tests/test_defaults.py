@@ -119,7 +119,8 @@ def test_a_minimal_job_file_runs_the_recommended_configuration(tmp_path):
     run = subprocess.run([sys.executable, "-m", "glompo_hpc", str(job)], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    settings = yaml.safe_load((tmp_path / "glompo_manager_log.yml").read_text())["settings"]
+    # the command line's default working dir: '<job file name>_run' beside the job file
+    settings = yaml.safe_load((tmp_path / "job_run" / "glompo_manager_log.yml").read_text())["settings"]
     assert settings["seed"] == 5 and settings["opt_selector"].startswith("PopulationScheduleSelector")
     assert settings["stoppers"].startswith("EvaluationsUnmoving")
     assert settings["x0_generator"].startswith("ExploitExploreGenerator")

@@ -25,7 +25,7 @@ HUNG_CHILDREN = textwrap.dedent("""
     import logging, os, signal, sys, time
     from pathlib import Path
     import numpy as np
-    from glompo_hpc import GloMPOManager, MaxOptsStarted, RandomOptimizer, CycleSelector, mpi_workers
+    from glompo_hpc import BaseExitCondition, GloMPOManager, RandomOptimizer, CycleSelector, mpi_workers
     from glompo_hpc.backends import ChildSpec, make_backend
 
     workdir = Path(sys.argv[1])
@@ -51,6 +51,15 @@ HUNG_CHILDREN = textwrap.dedent("""
 
         def emit(self, record):
             self.records.append(record.getMessage())
+
+
+    class AllHung(BaseExitCondition):
+        # the run ends once every child is inside the task (an event, not a race with their start)
+        def __init__(self, ready_dir, n):
+            self.ready_dir, self.n = ready_dir, n
+
+        def __call__(self, manager):
+            return len(list(Path(self.ready_dir).iterdir())) >= self.n
 
 
     def wait_for_files(directory, n):
@@ -89,7 +98,7 @@ HUNG_CHILDREN = textwrap.dedent("""
             ready2.mkdir()
             m = GloMPOManager.new_manager(HungTask(ready2), BOUNDS, CycleSelector((RandomOptimizer, {})),
                                           working_dir=workdir / "run", backend="mpi", max_jobs=8, end_timeout=1.0,
-                                          exit_conditions=MaxOptsStarted(8), split_printstreams=False)
+                                          exit_conditions=AllHung(ready2, 8), split_printstreams=False)
             m.start_manager()
             rounds = [r for r in records.records if r.startswith("Kill orders sent")]
             ends = sorted(set(r.end_cond for r in m.opt_log.records.values()))

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import CheckpointError, ConfigurationError, OtherRankError, TaskNotRestored, UserError
-from .backends.mpi_env import check_single_rank_world
 from .run_support import PROG
 
 __all__ = ("ExitCode", "RunRequest", "run", "run_program", "resume_from", "guarded", "exit_code", "announce_resume")
@@ -148,6 +147,8 @@ def run(request: RunRequest, guard: Callable[[float], Any] | None = None) -> int
     from .core.signals import signal_hook
     from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
 
+    from .backends.mpi_env import check_single_rank_world  # late: the backends package loads numpy and cma
+
     spec = load_job(request.job, request.overrides)
     check_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
     from .backends.blas_threads import limit_blas_threads
@@ -252,6 +253,8 @@ def resume_from(source: str | Path, job: str | None = None, log_level: str | Non
     from .core.manager import GloMPOManager
     from .resume_policy import compare_settings, finished_reason, held_identity, job_settings
     from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
+
+    from .backends.mpi_env import check_single_rank_world
 
     check_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
     checkpoint, overrides = _resume_source(Path(source))

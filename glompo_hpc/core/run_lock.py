@@ -96,8 +96,7 @@ class RunLock:
             raise ConfigurationError(f"working_dir {str(self.working_dir)!r}: the file system refuses a lock on "
                                      f"{LOCK_FILE} ({e.strerror or e}); on Lustre mount with -o flock "
                                      "(see docs/reliability.md)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (_holder_line() + "\n").encode(), 0)
+        self._write_holder(_holder_line() + "\n")
         self._fd = fd
         _held.add(self)
 
@@ -107,15 +106,29 @@ class RunLock:
         if fd is None:
             return
         _held.discard(self)
+        self._write_holder("")  # the holder line names a live manager only
+        os.close(fd)  # closing the only descriptor of this open file description drops the lock
+
+    def _write_holder(self, text: str) -> None:
+        """Write the holder line through a descriptor of its own, closed at once: the lock's descriptor
+        is read-only, so a run holds no file open for writing between writes (a file system that turns
+        read-only mid-run, or an admin's remount, is not blocked by it). Closing this descriptor
+        leaves the flock alone: that belongs to the lock's own open file description."""
         try:
-            os.ftruncate(fd, 0)  # the holder line names a live manager only
+            fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError:
+            return  # the holder line is information only; the lock itself is held
+        try:
+            os.write(fd, text.encode())
         except OSError:
             pass
-        os.close(fd)  # closing the only descriptor of this open file description drops the lock
+        finally:
+            os.close(fd)
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)  # the umask decides, as for every file a run writes
+            # read-only: flock needs no write access (see _write_holder); the umask decides the mode
+            return os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError as e:
             raise ConfigurationError(f"working_dir {str(self.working_dir)!r}: cannot create the lock file "
                                      f"{LOCK_FILE} ({e.strerror or e})") from None

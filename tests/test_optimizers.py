@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import queue
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -66,22 +65,34 @@ def test_cma_converges_by_its_own_criteria(task, dims):
 
 
 def test_cma_population_is_evaluated_in_parallel_over_workers():
+    # Each call waits until all 3 of a generation are inside at once: a barrier, not a sleep. Its timeout
+    # is only reached when the calls run one after another (parallelism absent), however slow the machine.
     lock, running, peak = threading.Lock(), [0], [0]
+    all_three_inside = threading.Barrier(3, timeout=30)
+    full_generations = [0]
 
     def slow(x):
         with lock:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.02)
+        try:
+            if all_three_inside.wait() == 0:
+                with lock:
+                    full_generations[0] += 1
+        except threading.BrokenBarrierError:
+            pass  # released by abort() at the stop, or timed out: full_generations tells which
         with lock:
             running[0] -= 1
         return sphere(x)
 
     with ChildRun(CMAOptimizer(sigma0=1.0, workers=3), slow, [3.0, 3.0], BOX2) as run:
         wait_for_reports(run, 3)
+        generations_met = full_generations[0]
+        all_three_inside.abort()  # a generation cut short by the stop must not wait out the timeout
         run.send(msg.Stop("test"))
         final = run.finish(10)
     assert final.stopped and peak[0] == 3
+    assert generations_met >= 3  # every reported generation had its 3 calls running at the same time
     assert all(len(r.fx) == 3 for r in run.reports())  # popsize follows workers; one report a generation
 
 

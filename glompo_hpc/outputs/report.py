@@ -8,8 +8,6 @@ ends, is used.
 from __future__ import annotations
 
 import math
-import os
-import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ import yaml
 
 from ..core.paths import RunPaths
 from .read_log import END_CATEGORIES, LogData, end_category, read_log
+from .run_files import writer_gone
 
 __all__ = ("run_report", "RunFilesMissing")
 
@@ -53,26 +52,13 @@ def run_report(workdir: str | Path) -> str:
                           "not a glompo_hpc working directory (or summary_files=0)")
 
 
-def _writer_gone(attrs: dict[str, Any]) -> bool:
-    """True if the log says 'running' but its writer process is known dead (same host only)."""
-    if attrs.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(attrs.get("pid", -1)), 0)
-    except ProcessLookupError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return False
-
-
 def _from_log(log: LogData) -> dict[str, Any]:
     a = log.attrs
     state = str(a.get("state", "?"))
     if state == "running":
         age = time.time() - float(a.get("last_flush", time.time()))
         state = ("not running: the writer ended without closing the log (killed?); "
-                 f"data up to its last flush {age:.0f} s ago") if _writer_gone(a) else \
+                 f"data up to its last flush {age:.0f} s ago") if writer_gone(a) else \
             f"running (log flushed {age:.0f} s ago)"
     elif a.get("exit_reason"):
         state = f"{state}: {a['exit_reason']}"

@@ -304,6 +304,11 @@ def _resume_source(source: Path) -> tuple[Path, dict[str, Any]]:
 
     if not source.is_dir():
         return source, {}
+    from .compat import glompo_run_refusal
+
+    refusal = glompo_run_refusal(source)  # say what it is rather than 'no valid checkpoint'
+    if refusal:
+        raise UserError(refusal)
     held = held_identity(source)
     for path in list_checkpoints(source / "checkpoints"):
         if checkpoint_identity(path) == held:

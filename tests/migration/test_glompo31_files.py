@@ -51,9 +51,10 @@ def test_loading_a_glompo_checkpoint_says_what_it_is_in_one_line(tmp_path):
         GloMPOManager().load_checkpoint(corrupt)
 
 
-def test_summary_of_a_glompo_run_directory_is_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize("command", ["summary", "resume"])
+def test_summary_or_resume_of_a_glompo_run_directory_is_one_line_and_exit_2(tmp_path, command):
     run = _glompo_run_dir(tmp_path / "glompo_run")
-    proc = subprocess.run([sys.executable, "-m", "glompo_hpc", "summary", str(run)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "glompo_hpc", command, str(run)], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..core import messages as msg
+from ..protocol import messages as msg
 from ..optimizers.base import BaseOptimizer
 
 __all__ = ("Backend", "ChildSpec")

@@ -1,0 +1,11 @@
+"""Moved to :mod:`glompo_hpc.protocol.messages`; this old path is the same module.
+
+Kept because checkpoints written before the move name classes by this path and users' code
+imports it (docs/architecture.md, "Old module paths").
+"""
+
+import sys
+
+from ..protocol import messages
+
+sys.modules[__name__] = messages

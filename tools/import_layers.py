@@ -114,8 +114,10 @@ def read_modules() -> dict[str, Module]:
     known = set(modules)
     for module in modules.values():
         _walk(module, ast.parse(module.path.read_text()).body, known, eager=True)
-        # importing a.b loads package a first: that is not an edge the code chose
+        # importing a.b loads package a first: that is not an edge the code chose; nor is reading
+        # the package's own ``__version__`` (the package is loaded before any of its modules)
         module.eager = {m for m in module.eager if not module.name.startswith(m + ".") and m != ""}
+        module.lazy = {m for m in module.lazy if not module.name.startswith(m + ".") and m != ""}
     return modules
 
 

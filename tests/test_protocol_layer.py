@@ -30,6 +30,13 @@ def test_an_old_module_path_is_the_moved_module(old, new):
     assert importlib.import_module(old) is importlib.import_module(new)
 
 
+def test_every_alias_module_is_listed_as_moved():
+    package = Path(importlib.import_module("glompo_hpc").__file__).parent
+    aliases = {"glompo_hpc." + ".".join(path.relative_to(package).with_suffix("").parts)
+               for path in package.rglob("*.py") if "sys.modules[__name__] = " in path.read_text()}
+    assert aliases == set(MOVED_MODULES)
+
+
 def test_patching_through_an_old_path_reaches_the_code_that_reads_it(monkeypatch):
     monkeypatch.setattr("glompo_hpc.core.optlog.DEFAULT_TAIL_ROWS", 7)
     assert importlib.import_module("glompo_hpc.protocol.optlog").DEFAULT_TAIL_ROWS == 7

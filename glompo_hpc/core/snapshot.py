@@ -44,7 +44,6 @@ def _unpickle(data: bytes) -> Any:
     return _Unpickler(io.BytesIO(data)).load()
 
 
-
 @dataclass
 class LiveOptimizer:
     """An optimizer alive at checkpoint time: enough to restart it where it was."""

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..compat.apply import gone_message, warn_old_name
 from ..compat.table import Place, row
-from ..core import messages as msg
-from ..core.result import MinimizeResult
+from ..protocol import messages as msg
+from ..protocol.result import MinimizeResult
 from ..errors import ConfigurationError, GloMPOError
 
 __all__ = ("BaseOptimizer", "ManagerLink", "MinimizeResult")

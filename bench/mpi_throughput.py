@@ -9,7 +9,8 @@ Prints, in one run:
     children;
 (b) the fraction of worker time spent inside a 10 ms task (utilisation), per worker count: of the
     whole run ("util mpi", start-up and shut-down included), and "steady": of each child's life from
-    its first call to its last return (the task records these; see ``sleepy``);
+    its first call to its last return (the task records these; see ``sleepy``), with the seconds
+    from ``start_manager`` to the first call ("start s") and from the last return to its end ("end s");
 (c) rank 0's CPU time per evaluation;
 (d) what waiting costs: CPU seconds per wall second (psutil, the process alone, not its children)
     of rank 0 and of a worker rank's host while the 10 ms tasks run (both mostly wait: rank 0 for
@@ -73,16 +74,20 @@ def sleepy(x) -> float:
     return float(x[0])
 
 
-def steady_utilisation(stamps: str) -> float:
+def steady_utilisation(stamps: str) -> tuple[float, float, float]:
     """Time inside task calls (a 10 ms sleep, however long it took) over the children's lives from
     first call to last return (start-up and shut-down left out): the share of its time a child
-    spends evaluating, whatever the waiting ranks around it cost."""
+    spends evaluating, whatever the waiting ranks around it cost. Also the first call's and the
+    last return's times (s since the epoch)."""
     inside = alive = 0.0
+    firsts, lasts = [], []
     for path in Path(stamps).iterdir():
         first, last, in_calls = np.fromfile(path)
         inside += in_calls
         alive += last - first
-    return inside / alive
+        firsts.append(first)
+        lasts.append(last)
+    return inside / alive, min(firsts), max(lasts)
 
 
 def _cpu() -> float:
@@ -104,13 +109,13 @@ def manager_run(backend: str, children: int, batch: int, evals: int, task=zero) 
                                       working_dir=workdir, overwrite_existing=True, max_jobs=children,
                                       backend=backend, exit_conditions=MaxFuncCalls(evals),
                                       split_printstreams=False)
-        cpu0, t0 = _cpu(), time.perf_counter()
+        cpu0, t0, started = _cpu(), time.perf_counter(), time.time()
         m.start_manager()
-        wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
+        wall, cpu, ended = time.perf_counter() - t0, _cpu() - cpu0, time.time()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"rate": m.f_counter / wall, "cpu_per_eval": cpu / m.f_counter, "reports": m.f_counter // batch,
-            "evals": m.f_counter, "wall": wall}
+            "evals": m.f_counter, "wall": wall, "started": started, "ended": ended}
 
 
 def raw_loop(comm, messages: int, batch: int) -> float:
@@ -148,7 +153,7 @@ def mpi_main(args: argparse.Namespace) -> None:
                 runs.append(result)
         reports = comm.bcast(result["reports"] if result else None, root=0)
         raws.append(raw_loop(comm, reports, args.batch))
-    util = steady = None
+    util = steady = ramp = None
     cpu0, t0 = _own_cpu(), time.perf_counter()
     with mpi_workers() as is_manager:
         if is_manager:
@@ -156,7 +161,8 @@ def mpi_main(args: argparse.Namespace) -> None:
             evals = int(args.util_seconds / TASK_SECONDS) * workers
             r = manager_run("mpi", workers, args.batch, evals, task=sleepy)
             util = r["evals"] * TASK_SECONDS / (workers * r["wall"])
-            steady = steady_utilisation(os.environ[STAMPS_VAR])
+            steady, first, last = steady_utilisation(os.environ[STAMPS_VAR])
+            ramp = (first - r["started"], r["ended"] - last)
     busy_cpu = comm.gather((_own_cpu() - cpu0) / (time.perf_counter() - t0), root=0)
     cpu0, t0 = _own_cpu(), time.perf_counter()
     with mpi_workers() as is_manager:
@@ -167,7 +173,7 @@ def mpi_main(args: argparse.Namespace) -> None:
         import glompo_hpc
 
         print("RESULT " + json.dumps({"rates": [r["rate"] for r in runs], "cpu": [r["cpu_per_eval"] for r in runs],
-                                      "raw": raws, "util": util, "steady": steady, "rank0_cpu": busy_cpu[0],
+                                      "raw": raws, "util": util, "steady": steady, "ramp": ramp, "rank0_cpu": busy_cpu[0],
                                       "host_cpu": statistics.median(busy_cpu[1:]),
                                       "idle_host_cpu": statistics.median(idle_cpu[1:]),
                                       "code": str(Path(glompo_hpc.__file__).parent.parent)}), flush=True)
@@ -235,7 +241,7 @@ def main() -> None:
         print("CPU s/s: CPU seconds per wall second, while 10 ms tasks run (rank 0, a host with a child) "
               f"and with no work ({args.idle_seconds:g} s, a host without a child)")
         print(f"{'workers':>7} {'code':>10} | {'mpi evals/s':>12} {'raw mpi4py':>11} {'mpi/raw':>7} | "
-              f"{'rank0 CPU us/eval':>17} | {'util mpi':>8} {'steady':>7} | {'CPU s/s: rank0':>14} {'host':>6} {'idle host':>9}")
+              f"{'rank0 CPU us/eval':>17} | {'util mpi':>8} {'steady':>7} {'start s':>7} {'end s':>6} | {'CPU s/s: rank0':>14} {'host':>6} {'idle host':>9}")
         for workers in args.workers:
             rows = {name: run_mpi(workers + 1, args, tree) for name, tree in trees.items()}
             for name, m in rows.items():
@@ -244,7 +250,8 @@ def main() -> None:
                 old, new = rows[args.compare_with], rows["this tree"]
                 print(f"{workers:>7} {'new/old':>10} | {_ratio(new, old, 'rates'):>12.2f} {'':>11} {'':>7} | "
                       f"{_ratio(new, old, 'cpu'):>17.2f} | {new['util'] / old['util']:>8.3f} "
-                      f"{new['steady'] / old['steady']:>7.3f} | "
+                      f"{new['steady'] / old['steady']:>7.3f} {new['ramp'][0] / old['ramp'][0]:>7.2f} "
+                      f"{new['ramp'][1] / old['ramp'][1]:>6.2f} | "
                       f"{new['rank0_cpu'] / old['rank0_cpu']:>14.2f} {new['host_cpu'] / old['host_cpu']:>6.2f} "
                       f"{new['idle_host_cpu'] / old['idle_host_cpu']:>9.2f}", flush=True)
             if not args.mpi_only:
@@ -262,7 +269,7 @@ def _ratio(new: dict, old: dict, key: str) -> float:
 def _mpi_columns(m: dict) -> str:
     rate, raw = statistics.median(m["rates"]), statistics.median(m["raw"])
     return (f"{rate:>12,.0f} {raw:>11,.0f} {rate / raw:>7.2f} | {statistics.median(m['cpu']) * 1e6:>17.2f} | "
-            f"{m['util']:>8.1%} {m['steady']:>7.1%} | {m['rank0_cpu']:>14.3f} {m['host_cpu']:>6.3f} {m['idle_host_cpu']:>9.3f}")
+            f"{m['util']:>8.1%} {m['steady']:>7.1%} {m['ramp'][0]:>7.2f} {m['ramp'][1]:>6.2f} | {m['rank0_cpu']:>14.3f} {m['host_cpu']:>6.3f} {m['idle_host_cpu']:>9.3f}")
 
 if __name__ == "__main__":
     main()

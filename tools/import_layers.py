@@ -21,7 +21,7 @@ MAX_LINES = 400
 # Lowest first; a module may import from its own layer and the layers below. The first prefix
 # that matches a module's dotted name (without the package) decides its layer.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("protocol", ("errors", "protocol", "validation", "combinable", "core.seeds", "core.signals")),
+    ("protocol", ("errors", "env_settings", "protocol", "validation", "combinable", "core.seeds", "core.signals")),
     ("components", ("stoppers", "exit_conditions", "generators", "selectors", "optimizers", "tasks",
                     "checkpointing", "defaults", "compat", "optimizer_logs")),
     ("core", ("core",)),

@@ -39,11 +39,12 @@ import h5py  # at import time: its exit handlers must be registered before ours 
 import numpy as np
 
 from ..core.optlog import LogSink, OptimizerRecord
+from ..env_settings import env_float, env_int
 from .h5_format import (COMPRESSION, FORMAT_VERSION, append_extras, append_text, attr_value, check_space,
                         extras_block, roll_back_group, versions, write_record)
 from .read_log import FORMAT_NAME, GROUP_PREFIX, LogFormatError, decode, flush_lock
 
-__all__ = ("HDF5LogWriter", "open_for_resume", "FORMAT_VERSION", "FLUSH_SECONDS", "FLUSH_ROWS")
+__all__ = ("HDF5LogWriter", "open_for_resume", "flush_settings", "FORMAT_VERSION", "FLUSH_SECONDS", "FLUSH_ROWS")
 
 logger = logging.getLogger("glompo_hpc.outputs.hdf5_log")
 
@@ -54,16 +55,19 @@ WRITE_LOCK_WAIT = 2.0
 IO_WAIT = 120.0  # s: the longest anything waits for a flush in progress (a hung file system)
 
 
-def _env_number(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 and math.isfinite(value) else default
+#: Defaults of ``flush_seconds`` and ``flush_rows`` when GLOMPO_HPC_LOG_FLUSH_SECONDS/_ROWS are unset.
+FLUSH_SECONDS = 5.0
+FLUSH_ROWS = 8_192
 
 
-FLUSH_SECONDS = _env_number("GLOMPO_HPC_LOG_FLUSH_SECONDS", 5.0)
-FLUSH_ROWS = int(_env_number("GLOMPO_HPC_LOG_FLUSH_ROWS", 8_192))
+def flush_settings() -> dict[str, Any]:
+    """``flush_seconds`` and ``flush_rows`` from GLOMPO_HPC_LOG_FLUSH_SECONDS/_ROWS, else the defaults.
+
+    Raises:
+        ConfigurationError: a variable holds a bad value.
+    """
+    return {"flush_seconds": env_float("GLOMPO_HPC_LOG_FLUSH_SECONDS", FLUSH_SECONDS),
+            "flush_rows": env_int("GLOMPO_HPC_LOG_FLUSH_ROWS", FLUSH_ROWS, minimum=1)}
 
 _WRITERS: "weakref.WeakSet[HDF5LogWriter]" = weakref.WeakSet()
 
@@ -93,8 +97,12 @@ class HDF5LogWriter(LogSink):
         self.headers = dict(headers) if headers else None
         self.info = info
         # Module defaults are read here, not bound at definition, so settings made at run time apply.
-        self.flush_seconds = FLUSH_SECONDS if flush_seconds == "default" else flush_seconds
-        self.flush_rows = max(int(FLUSH_ROWS if flush_rows is None else flush_rows), 1)
+        if flush_seconds == "default" or flush_rows is None:
+            defaults = flush_settings()
+            flush_seconds = defaults["flush_seconds"] if flush_seconds == "default" else flush_seconds
+            flush_rows = defaults["flush_rows"] if flush_rows is None else flush_rows
+        self.flush_seconds = flush_seconds
+        self.flush_rows = max(int(flush_rows), 1)
         # Each flush rewrites the last, partly filled chunk of every dataset it appends to, so chunks
         # are kept small (~32 KiB of x): big chunks made a flush of 25 optimizers 7x slower.
         self.chunk_rows = int(max(256, min(4096, 4096 // max(self.n_parms, 1))))

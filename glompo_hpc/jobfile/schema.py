@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..backends import BACKENDS  # noqa: F401 (re-exported: its old home)
 from ..backends.mpi_env import SLOTS_MODES
 from ..checkpointing import CheckpointingControl
+from ..core.settings import SETTINGS, FileKey
 from ..errors import ConfigurationError, JobFileError
 from .conditions import Combination, ComponentSpec, Condition, parse_component, parse_condition
 from .registry import show
@@ -29,7 +31,6 @@ __all__ = ("JobSpec", "TaskSpec", "BoundsRange", "OptimizersSpec", "ComponentSpe
            "ManagerSpec", "MPISpec", "LoggingSpec", "SlurmSpec", "BACKENDS", "parse_job", "parse_bounds",
            "parse_condition", "slurm_time_seconds")
 
-BACKENDS = ("threads", "processes", "processes_forced", "mpi")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -127,9 +128,7 @@ class OptimizersSpec:
     fcall_thresholds: list | None = None
 
 
-@dataclass
-class ManagerSpec:
-    """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
+_MANAGER_DOC = """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
 
     ``working_dir`` is relative to the job file's directory; null (the default) is a folder named
     after the job file, ``<name>_run``, beside it. ``summary_files`` defaults to 3 (summary, plots
@@ -140,22 +139,30 @@ class ManagerSpec:
     recorded in the summary file (``settings.seed``) so the run can be repeated.
     """
 
-    working_dir: str | None = _key(_string(nullable=True), None)  # null: '<job file name>_run' beside the job file
-    overwrite_existing: bool = _key(_boolean(), False)
-    max_jobs: int | None = _key(_integer(lo=1, nullable=True), None)
-    backend: str | None = _key(_check("one of " + ", ".join(repr(b) for b in BACKENDS), lambda v: v in BACKENDS,
-                                      True), None)  # null: 'mpi' under MPI with > 1 rank, else 'processes'
-    share_best_solutions: bool = _key(_boolean(), False)
-    stopcheck_interval: int = _key(_integer(lo=1), 100)
-    apply_stoppers_to_best: bool = _key(_boolean(), False)
-    status_interval: float = _key(_number(lo=0, strict=True), 600)
-    summary_files: int = _key(_integer(lo=0, hi=3), 3)  # the Python API's default is 0
-    is_log_detailed: bool = _key(_boolean(), False)
-    force_terminations_after: float = _key(_number(lo=-1), -1)
-    aggressive_stop: bool = _key(_boolean(), False)
-    end_timeout: float | None = _key(_number(lo=0, nullable=True), None)
-    split_printstreams: bool = _key(_boolean(), True)
-    seed: int | None = _key(_integer(lo=0, hi=2 ** 32 - 1, nullable=True), None)
+
+def _file_key_check(key: FileKey) -> Callable[[Any, str], Any]:
+    if key.choices:
+        return _check("one of " + ", ".join(repr(c) for c in key.choices), lambda v: v in key.choices, key.nullable)
+    if key.kind is bool:
+        return _boolean(key.nullable)
+    if key.kind is int:
+        return _integer(key.low, key.high, key.nullable)
+    if key.kind is float:
+        return _number(key.low, key.nullable, key.strict)
+    return _string(key.nullable)
+
+
+def _manager_spec() -> type:
+    """``ManagerSpec``: one field per row of the manager's table of settings (core/settings.py) that
+    is a ``manager:`` key, in table order, so a new setting is one row there."""
+    keys = [(row.name, row.file_key.kind | None if row.file_key.nullable else row.file_key.kind,
+             _key(_file_key_check(row.file_key), row.file_default)) for row in SETTINGS if row.file_key is not None]
+    spec = dataclasses.make_dataclass("ManagerSpec", keys, namespace={"__doc__": _MANAGER_DOC})
+    spec.__module__ = __name__  # pickled job specs name it here
+    return spec
+
+
+ManagerSpec = _manager_spec()
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..compat import Place, old_keywords
 from ..errors import ConfigurationError
-from .base import SeedLike, _BoxGenerator, _number
+from .base import BoxGenerator, SeedLike, checked_number
 
 __all__ = ("AnnealingGenerator",)
 
@@ -23,7 +23,7 @@ class _TaskFailed(Exception):
     """Carries an exception of the task through dual_annealing (``__cause__`` is the original)."""
 
 
-class AnnealingGenerator(_BoxGenerator):
+class AnnealingGenerator(BoxGenerator):
     """A short dual-annealing search from the incumbent; its best point is the starting point.
 
     Each ``generate`` call runs ``scipy.optimize.dual_annealing`` for ``maxiter`` iterations from
@@ -66,12 +66,12 @@ class AnnealingGenerator(_BoxGenerator):
         if not callable(task):
             raise ConfigurationError(f"task must be callable, got {task!r}")
         self.task = task
-        self.maxiter = _number(maxiter, "maxiter", integer=True)
-        self.maxfun = None if maxfun is None else _number(maxfun, "maxfun", integer=True)
+        self.maxiter = checked_number(maxiter, "maxiter", integer=True)
+        self.maxfun = None if maxfun is None else checked_number(maxfun, "maxfun", integer=True)
         # scipy's documented ranges, checked here so a ValueError from scipy never means a bad setting
-        self.initial_temp = _number(initial_temp, "initial_temp", 0.01, 5e4, hi_incl=True)
-        self.visit = _number(visit, "visit", 1, 3, hi_incl=True)
-        self.accept = _number(accept, "accept", -1e4, -5, hi_incl=True)
+        self.initial_temp = checked_number(initial_temp, "initial_temp", 0.01, 5e4, hi_incl=True)
+        self.visit = checked_number(visit, "visit", 1, 3, hi_incl=True)
+        self.accept = checked_number(accept, "accept", -1e4, -5, hi_incl=True)
         self.no_local_search = bool(no_local_search)
         self.n_task_calls = 0
         self.last_task_calls = 0

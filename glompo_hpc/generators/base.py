@@ -13,14 +13,14 @@ import numpy as np
 from ..errors import ConfigurationError
 from ..validation import check_bounds
 
-__all__ = ("BaseGenerator", "SeedLike")
+__all__ = ("BaseGenerator", "BoxGenerator", "SeedLike", "as_point", "checked_number", "finite_bests", "best_of")
 
 SeedLike = int | np.random.SeedSequence | np.random.Generator | None
 
 
 # ------------------------------------------------------------ validation helpers
 
-def _as_point(x: Any, bounds: np.ndarray, name: str) -> np.ndarray:
+def as_point(x: Any, bounds: np.ndarray, name: str) -> np.ndarray:
     """Check ``x`` has one finite value per bound and lies inside the box; return a float copy."""
     try:
         arr = np.array(x, dtype=float).reshape(-1)
@@ -36,8 +36,8 @@ def _as_point(x: Any, bounds: np.ndarray, name: str) -> np.ndarray:
     return arr
 
 
-def _number(value: Any, name: str, lo: float = 0, hi: float = math.inf, *, lo_incl: bool = False,
-            hi_incl: bool = False, integer: bool = False) -> Any:
+def checked_number(value: Any, name: str, lo: float = 0, hi: float = math.inf, *, lo_incl: bool = False,
+                   hi_incl: bool = False, integer: bool = False) -> Any:
     """Check ``value`` is a finite number (an integer if asked) in the given range; return it as such."""
     kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
     ok = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
@@ -89,7 +89,7 @@ class BaseGenerator(ABC):
     __repr__ = __str__
 
 
-class _BoxGenerator(BaseGenerator):
+class BoxGenerator(BaseGenerator):
     """A generator given its own ``bounds`` (validated at init), with a uniform fallback point."""
 
     def __init__(self, bounds: Sequence[tuple[float, float]], seed: SeedLike = None):
@@ -102,7 +102,7 @@ class _BoxGenerator(BaseGenerator):
 
 # ------------------------------------------------------------ reading the optimizer log
 
-def _finite_bests(log: Any, opt_ids: Sequence[int]) -> list[tuple[np.ndarray, float, int]]:
+def finite_bests(log: Any, opt_ids: Sequence[int]) -> list[tuple[np.ndarray, float, int]]:
     """(x, fx, opt_id) of the listed optimizers that have a finite best."""
     out = []
     for opt_id in opt_ids:
@@ -112,5 +112,5 @@ def _finite_bests(log: Any, opt_ids: Sequence[int]) -> list[tuple[np.ndarray, fl
     return out
 
 
-def _best_of(bests: list[tuple[np.ndarray, float, int]]) -> tuple[np.ndarray, float, int] | None:
+def best_of(bests: list[tuple[np.ndarray, float, int]]) -> tuple[np.ndarray, float, int] | None:
     return min(bests, key=lambda b: b[1]) if bests else None

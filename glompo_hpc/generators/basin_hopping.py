@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..validation import check_bounds
-from .base import BaseGenerator, SeedLike, _best_of, _finite_bests, _number
+from .base import BaseGenerator, SeedLike, best_of, checked_number, finite_bests
 
 __all__ = ("BasinHoppingGenerator",)
 
@@ -52,11 +52,11 @@ class BasinHoppingGenerator(BaseGenerator):
     def __init__(self, temperature: float = 1, max_step_size: float = 0.5, target_accept_rate: float = 0.5,
                  interval: int = 5, factor: float = 0.9, seed: SeedLike = None):
         super().__init__(seed)
-        self.temperature = _number(temperature, "temperature", lo_incl=True)
-        self.max_step_size = _number(max_step_size, "max_step_size", 0, 1, hi_incl=True)
-        self.target_accept_rate = _number(target_accept_rate, "target_accept_rate", 0, 1)
-        self.interval = _number(interval, "interval", integer=True)
-        self.factor = _number(factor, "factor", 0, 1)
+        self.temperature = checked_number(temperature, "temperature", lo_incl=True)
+        self.max_step_size = checked_number(max_step_size, "max_step_size", 0, 1, hi_incl=True)
+        self.target_accept_rate = checked_number(target_accept_rate, "target_accept_rate", 0, 1)
+        self.interval = checked_number(interval, "interval", integer=True)
+        self.factor = checked_number(factor, "factor", 0, 1)
         self.step_size = self.max_step_size
         self.basin: tuple[np.ndarray, float] | None = None
         self.n_tests = 0
@@ -71,7 +71,7 @@ class BasinHoppingGenerator(BaseGenerator):
         trial = self._take_trial(log)
         if self.basin is None:
             if trial is None:
-                trial = _best_of(_finite_bests(log, log.opt_ids))
+                trial = best_of(finite_bests(log, log.opt_ids))
             if trial is None:
                 return self.rng.uniform(bounds[:, 0], bounds[:, 1])
             self.basin = trial[:2]
@@ -83,7 +83,7 @@ class BasinHoppingGenerator(BaseGenerator):
     def _take_trial(self, log: Any) -> tuple[np.ndarray, float, int] | None:
         ended = [i for i in log.opt_ids if i not in self._considered and log.records[i].t_end is not None]
         self._considered.update(ended)
-        return _best_of(_finite_bests(log, ended))
+        return best_of(finite_bests(log, ended))
 
     def _metropolis(self, trial: tuple[np.ndarray, float, int]) -> None:
         x, fx, opt_id = trial

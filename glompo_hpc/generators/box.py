@@ -8,13 +8,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigurationError
-from .base import SeedLike, _as_point, _BoxGenerator, _finite_bests, _number
+from .base import BoxGenerator, SeedLike, as_point, checked_number, finite_bests
 
 __all__ = ("RandomGenerator", "SinglePointGenerator", "IncumbentGenerator", "ExploitExploreGenerator",
            "PerturbationGenerator")
 
 
-class RandomGenerator(_BoxGenerator):
+class RandomGenerator(BoxGenerator):
     """Uniformly random points in the box (GloMPO's default generator; glompo_hpc's is ExploitExploreGenerator).
 
     Args:
@@ -28,7 +28,7 @@ class RandomGenerator(_BoxGenerator):
         return self._random()
 
 
-class SinglePointGenerator(_BoxGenerator):
+class SinglePointGenerator(BoxGenerator):
     """Always the same point: ``x``, or (when ``x`` is None) one random point drawn at init.
 
     Args:
@@ -42,13 +42,13 @@ class SinglePointGenerator(_BoxGenerator):
     def __init__(self, bounds: Sequence[tuple[float, float]], x: Sequence[float] | None = None,
                  seed: SeedLike = None):
         super().__init__(bounds, seed)
-        self.x = self._random() if x is None else _as_point(x, self.bounds, "x")
+        self.x = self._random() if x is None else as_point(x, self.bounds, "x")
 
     def generate(self, manager: Any) -> np.ndarray:
         return self.x.copy()
 
 
-class IncumbentGenerator(_BoxGenerator):
+class IncumbentGenerator(BoxGenerator):
     """The best point found so far (``manager.result.x``); a random point before there is one.
 
     Args:
@@ -66,7 +66,7 @@ class IncumbentGenerator(_BoxGenerator):
         return np.array(x, dtype=float)
 
 
-class ExploitExploreGenerator(_BoxGenerator):
+class ExploitExploreGenerator(BoxGenerator):
     """A blend of a random point (explore) and a good optimizer's best point (exploit).
 
     The point is ``alpha * x_best + (1 - alpha) * x_random`` with
@@ -94,9 +94,9 @@ class ExploitExploreGenerator(_BoxGenerator):
     def __init__(self, bounds: Sequence[tuple[float, float]], max_func_calls: int, focus: float = 1,
                  seed: SeedLike = None, polish_after: float | None = None):
         super().__init__(bounds, seed)
-        self.max_func_calls = _number(max_func_calls, "max_func_calls", integer=True)
-        self.focus = _number(focus, "focus")
-        self.polish_after = None if polish_after is None else _number(polish_after, "polish_after", 0, 1,
+        self.max_func_calls = checked_number(max_func_calls, "max_func_calls", integer=True)
+        self.focus = checked_number(focus, "focus")
+        self.polish_after = None if polish_after is None else checked_number(polish_after, "polish_after", 0, 1,
                                                                       hi_incl=True)
 
     def __str__(self) -> str:
@@ -112,7 +112,7 @@ class ExploitExploreGenerator(_BoxGenerator):
     def generate(self, manager: Any) -> np.ndarray:
         x_random = self._random()
         alpha = self.alpha(manager.f_counter)
-        bests = _finite_bests(manager.opt_log, manager.opt_log.opt_ids)
+        bests = finite_bests(manager.opt_log, manager.opt_log.opt_ids)
         if alpha == 0 or not bests:
             return x_random
         bests.sort(key=lambda b: b[1])
@@ -126,7 +126,7 @@ class ExploitExploreGenerator(_BoxGenerator):
         return np.clip(alpha * chosen[0] + (1 - alpha) * x_random, self.bounds[:, 0], self.bounds[:, 1])
 
 
-class PerturbationGenerator(_BoxGenerator):
+class PerturbationGenerator(BoxGenerator):
     """Random points near ``x0``: per dimension a normal around ``x0`` truncated to the bounds.
 
     Args:
@@ -142,7 +142,7 @@ class PerturbationGenerator(_BoxGenerator):
     def __init__(self, x0: Sequence[float], bounds: Sequence[tuple[float, float]],
                  scale: float | Sequence[float], seed: SeedLike = None):
         super().__init__(bounds, seed)
-        self.x0 = _as_point(x0, self.bounds, "x0")
+        self.x0 = as_point(x0, self.bounds, "x0")
         try:
             scale_arr = np.broadcast_to(np.asarray(scale, dtype=float), self.x0.shape).copy()
         except (TypeError, ValueError) as e:

@@ -15,9 +15,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..core.optlog import OptimizerRecord
+from .read_log import GROUP_PREFIX
 
 __all__ = ("FORMAT_VERSION", "COMPRESSION", "attr_value", "h5_type", "coerce", "extras_block", "append_text",
-           "append_extras", "write_record", "row_datasets", "roll_back_group", "check_space", "versions")
+           "append_extras", "write_record", "row_datasets", "roll_back_group", "roll_back_groups", "check_space",
+           "versions")
 
 FORMAT_VERSION = 1
 MAX_TEXT = 16_000  # characters of one text attribute: the default object header holds < 64 KiB
@@ -217,3 +219,24 @@ def check_space(path: Path, rows: int, groups: int, n_parms: int, n_extras: int,
     free = shutil.disk_usage(path.parent).free
     if free < need:
         raise OSError(errno.ENOSPC, f"the file system is nearly full: {free} bytes free, a flush may need up to {need}")
+
+
+def roll_back_groups(f: Any, rows_per_opt: Mapping[int, int],
+                     problems: list[str]) -> tuple[dict[int, int], dict[int, tuple[float, int]]]:
+    """Roll every optimizer group back with :func:`roll_back_group`; returns the rows kept and the
+    (best fx, its call id) per optimizer. Optimizers with rows but no group are described in
+    ``problems``."""
+    rows_kept: dict[int, int] = {}
+    bests: dict[int, tuple[float, int]] = {}
+    for name in list(f.keys()):
+        if name.startswith(GROUP_PREFIX):
+            kept = roll_back_group(f, name, rows_per_opt, problems)
+            if kept is not None:
+                opt_id, rows, best = kept
+                rows_kept[opt_id] = rows
+                if best is not None:
+                    bests[opt_id] = best
+    for opt_id, rows in rows_per_opt.items():
+        if rows > 0 and opt_id not in rows_kept:
+            problems.append(f"optimizer {opt_id}: {rows} rows missing")
+    return rows_kept, bests

@@ -24,14 +24,11 @@ writer and marks the log incomplete; the run goes on.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import math
-import os
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -40,8 +37,9 @@ import numpy as np
 
 from ..core.optlog import LogSink, OptimizerRecord
 from ..env_settings import env_float, env_int
+from . import h5_writers
 from .h5_format import (COMPRESSION, FORMAT_VERSION, append_extras, append_text, attr_value, check_space,
-                        extras_block, roll_back_group, versions, write_record)
+                        extras_block, roll_back_groups, versions, write_record)
 from .read_log import FORMAT_NAME, GROUP_PREFIX, LogFormatError, decode, flush_lock
 
 __all__ = ("HDF5LogWriter", "open_for_resume", "flush_settings", "FORMAT_VERSION", "FLUSH_SECONDS", "FLUSH_ROWS")
@@ -68,9 +66,6 @@ def flush_settings() -> dict[str, Any]:
     """
     return {"flush_seconds": env_float("GLOMPO_HPC_LOG_FLUSH_SECONDS", FLUSH_SECONDS),
             "flush_rows": env_int("GLOMPO_HPC_LOG_FLUSH_ROWS", FLUSH_ROWS, minimum=1)}
-
-_WRITERS: "weakref.WeakSet[HDF5LogWriter]" = weakref.WeakSet()
-
 
 class HDF5LogWriter(LogSink):
     """Receives the OptimizerLog's records and batches and streams them to ``path``.
@@ -125,7 +120,7 @@ class HDF5LogWriter(LogSink):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._warned_lock = False
-        _WRITERS.add(self)
+        h5_writers.track(self)
 
     # ------------------------------------------------------------ opening
 
@@ -171,17 +166,7 @@ class HDF5LogWriter(LogSink):
                                      f"glompo_hpc reads ({FORMAT_VERSION})")
             headers = json.loads(decode(f.attrs.get("extras_headers", "{}")) or "{}") or None
             writer = cls(path, int(f.attrs["n_parms"]), headers=headers, **options)
-            for name in list(f.keys()):
-                if name.startswith(GROUP_PREFIX):
-                    kept = roll_back_group(f, name, rows_per_opt, problems)
-                    if kept is not None:
-                        opt_id, rows, best = kept
-                        writer._rows[opt_id] = rows
-                        if best is not None:
-                            writer._best[opt_id] = best
-            for opt_id, rows in rows_per_opt.items():
-                if rows > 0 and opt_id not in writer._rows:
-                    problems.append(f"optimizer {opt_id}: {rows} rows missing")
+            writer._rows, writer._best = roll_back_groups(f, rows_per_opt, problems)
             if not bool(f.attrs.get("complete", True)):
                 problems.insert(0, decode(f.attrs.get("problem", "")) or "incomplete before resuming")
             for key, value in (run_attrs or {}).items():
@@ -406,10 +391,18 @@ class HDF5LogWriter(LogSink):
             if not self.failed:
                 self.flush(final=True)
             self._closed = True
-            _WRITERS.discard(self)
+            h5_writers.forget(self)
         return self.status()
 
-    def _after_fork_in_child(self) -> None:
+    # ------------------------------------------------------------ across fork (h5_writers)
+
+    def hold_io(self) -> bool:
+        return self._io_lock.acquire(timeout=IO_WAIT)
+
+    def release_io(self) -> None:
+        self._io_lock.release()
+
+    def disable_in_child(self) -> None:
         # A forked child holds a copy of this writer; it must never write the parent's file.
         self._closed = True
         self.failed = True
@@ -419,38 +412,3 @@ class HDF5LogWriter(LogSink):
 def open_for_resume(path: str | Path, rows_per_opt: Mapping[int, int], **options: Any) -> HDF5LogWriter:
     """Module-level alias of :meth:`HDF5LogWriter.open_for_resume`."""
     return HDF5LogWriter.open_for_resume(path, rows_per_opt, **options)
-
-
-# Fork safety: the processes backend forks children. Holding every writer's I/O lock across the
-# fork means no child is born in the middle of a flush (with HDF5 state half-changed).
-_HELD_AT_FORK: list["HDF5LogWriter"] = []
-
-
-def _before_fork() -> None:
-    for w in list(_WRITERS):
-        if w._io_lock.acquire(timeout=IO_WAIT):
-            _HELD_AT_FORK.append(w)
-
-
-def _after_fork_parent() -> None:
-    while _HELD_AT_FORK:
-        _HELD_AT_FORK.pop()._io_lock.release()
-
-
-def _after_fork_child() -> None:
-    _after_fork_parent()
-    for w in list(_WRITERS):
-        w._after_fork_in_child()
-
-
-def _close_all_at_exit() -> None:
-    for w in list(_WRITERS):
-        try:
-            w.close()
-        except Exception:
-            pass
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child)
-atexit.register(_close_all_at_exit)

@@ -38,8 +38,8 @@ import numpy as np
 from ..core.optlog import LogSink, OptimizerRecord
 from ..env_settings import env_float, env_int
 from . import h5_writers
-from .h5_format import (COMPRESSION, FORMAT_VERSION, append_extras, append_text, attr_value, check_space,
-                        extras_block, roll_back_groups, versions, write_record)
+from .h5_format import (FORMAT_VERSION, append_extras, append_rows, append_text, attr_value, check_space,
+                        new_log_attributes, require_row_datasets, roll_back_groups, write_record)
 from .read_log import FORMAT_NAME, GROUP_PREFIX, LogFormatError, decode, flush_lock
 
 __all__ = ("HDF5LogWriter", "open_for_resume", "flush_settings", "FORMAT_VERSION", "FLUSH_SECONDS", "FLUSH_ROWS")
@@ -129,10 +129,7 @@ class HDF5LogWriter(LogSink):
                **options: Any) -> "HDF5LogWriter":
         """A new log at ``path`` (an existing file is replaced) with the static root attributes."""
         writer = cls(path, n_parms, **options)
-        attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **versions(), "n_parms": n_parms,
-                 "extras_layout": "columns" if writer.headers else "text",
-                 "extras_headers": json.dumps({k: str(v) for k, v in (writer.headers or {}).items()}),
-                 "sessions": 1, "complete": True, "problem": "", **(run_attrs or {})}
+        attrs = new_log_attributes(n_parms, writer.headers, run_attrs)
         # Persistent free-space tracking lets later flushes reuse the space of rewritten chunks;
         # without it every open/close cycle leaked it (20x the data after 200 small flushes).
         with h5py.File(writer.path, "w", locking=False, fs_strategy="fsm", fs_persist=True) as f:
@@ -304,11 +301,7 @@ class HDF5LogWriter(LogSink):
 
     def _create_group(self, f: Any, record: OptimizerRecord) -> None:
         g = f.require_group(f"{GROUP_PREFIX}{record.opt_id}")
-        for name, shape, dtype in (("call_id", (0,), np.int64), ("x", (0, self.n_parms), np.float64),
-                                   ("fx", (0,), np.float64)):
-            if name not in g:
-                g.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype,
-                                 chunks=(self.chunk_rows,) + shape[1:], **COMPRESSION)
+        require_row_datasets(g, self.n_parms, self.chunk_rows)
         if self.headers:  # named extras: every group has its columns, even one that never evaluated
             append_extras(g, self._rows.get(record.opt_id, 0), np.empty((0, 0), dtype=object), self.headers,
                           self.chunk_rows)
@@ -319,21 +312,10 @@ class HDF5LogWriter(LogSink):
 
     def _append_rows(self, g: Any, opt_id: int, batches: list[tuple]) -> None:
         n = self._rows[opt_id]
-        call_ids = np.concatenate([np.asarray(b[0], dtype=np.int64).reshape(-1) for b in batches])
-        x = np.concatenate([np.asarray(b[1], dtype=float).reshape(len(b[2]), -1) for b in batches])
-        fx = np.concatenate([np.asarray(b[2], dtype=float).reshape(-1) for b in batches])
-        k = len(fx)
-        for name, values in (("call_id", call_ids), ("x", x), ("fx", fx)):
-            ds = g[name]
-            ds.resize(n + k, axis=0)
-            ds[n:] = values
-        if any(b[3] is not None for b in batches) or "extras" in g or "extras_text" in g:
-            append_extras(g, n, extras_block(batches, k), self.headers, self.chunk_rows)
-        clean = np.where(np.isfinite(fx), fx, np.inf)
-        i = int(np.argmin(clean))
-        if clean[i] < self._best.get(opt_id, (math.inf, -1))[0]:
-            self._best[opt_id] = (float(clean[i]), int(call_ids[i]))
-            g.attrs["best_fx"], g.attrs["best_call_id"] = self._best[opt_id]
+        k, best = append_rows(g, n, batches, self.headers, self.chunk_rows)
+        if best is not None and best[0] < self._best.get(opt_id, (math.inf, -1))[0]:
+            self._best[opt_id] = best
+            g.attrs["best_fx"], g.attrs["best_call_id"] = best
         g.attrs["rows"] = n + k  # last: readers count rows up to here
         self._rows[opt_id] = n + k
 

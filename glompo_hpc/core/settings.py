@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backends import BACKENDS, auto_backend, check_backend, default_max_jobs
 from ..checkpointing import CheckpointingControl
 from ..defaults import (budget_of, recommended_exit_conditions, recommended_generator, recommended_selector,
                         recommended_stoppers)
@@ -29,7 +28,8 @@ from ..generators import BaseGenerator
 from ..selectors import BaseSelector
 from ..stoppers import BaseStopper
 from ..validation import check_bounds, check_choice, check_int, check_number
-from .paths import RunPaths
+from .plugins import backend_kind, backend_names, detected_backend
+from ..protocol.paths import RunPaths
 from .seeds import GENERATOR_KEY, derived_seed, root_seed
 from .run_lock import refuse_if_locked
 
@@ -95,7 +95,8 @@ class FileKey:
         high: The largest value accepted (integers).
         strict: ``low`` itself is refused.
         nullable: ``null`` is accepted (it means ``setup()``'s None).
-        choices: The accepted strings, if only some are.
+        choices: Returns the accepted strings, if only some are (read when the job file's schema
+            is built: the registered backends).
         default: The job file's default where it differs from ``setup()``'s (the command line's
             defaults for cluster work); else :data:`SAME_DEFAULT`.
     """
@@ -105,7 +106,7 @@ class FileKey:
     high: float | None = None
     strict: bool = False
     nullable: bool = False
-    choices: tuple[str, ...] = ()
+    choices: Callable[[], tuple[str, ...]] | None = None
     default: Any = SAME_DEFAULT
 
 
@@ -141,15 +142,15 @@ def _working_dir(s: Settings, value) -> None:
 
 def _backend(s: Settings, value) -> None:
     if value is None:
-        value = auto_backend()  # 'mpi' under mpirun/srun with more than one rank, else 'processes'
-    s.backend_name = check_choice("backend", value, BACKENDS)
-    check_backend(value)  # 'mpi' without mpi4py, on one rank or outside mpi_workers: a clear error now
+        value = detected_backend()  # 'mpi' under mpirun/srun with more than one rank, else 'processes'
+    s.backend_name = check_choice("backend", value, backend_names())
+    backend_kind(value).check()  # 'mpi' without mpi4py, on one rank or outside mpi_workers: a clear error now
     s.proc_backend = value != "threads"
     s.opts_daemonic = value != "processes_forced"
 
 
 def _max_jobs(s: Settings, value) -> None:
-    s.max_jobs = default_max_jobs(s.backend_name) if value is None else check_int("max_jobs", value, 1)
+    s.max_jobs = backend_kind(s.backend_name).default_max_jobs() if value is None else check_int("max_jobs", value, 1)
 
 
 def _component(attribute: str, base: type, default: Callable | None = None, optional: bool = False) -> Callable:
@@ -233,7 +234,7 @@ SETTINGS: tuple[Setting, ...] = (
     # the job file's null: a folder '<job file name>_run' beside the job file
     Setting("working_dir", ".", _working_dir, FileKey(str, nullable=True, default=None)),
     Setting("overwrite_existing", False, _flag("overwrite_existing"), FileKey(bool)),
-    Setting("backend", None, _backend, FileKey(str, nullable=True, choices=BACKENDS)),
+    Setting("backend", None, _backend, FileKey(str, nullable=True, choices=backend_names)),
     Setting("max_jobs", None, _max_jobs, FileKey(int, 1, nullable=True)),
     Setting("exit_conditions", None, _component("exit_conditions", BaseExitCondition, _default_exit_conditions)),
     # after max_jobs and exit_conditions: the default is sized by both

@@ -88,8 +88,9 @@ _MANAGER_DOC = """``manager:``: the GloMPOManager.setup() settings, plus ``seed`
 
 
 def _file_key_check(key: FileKey) -> Callable[[Any, str], Any]:
-    if key.choices:
-        return scalar_check("one of " + ", ".join(repr(c) for c in key.choices), lambda v: v in key.choices, key.nullable)
+    if key.choices is not None:
+        options = key.choices()
+        return scalar_check("one of " + ", ".join(repr(c) for c in options), lambda v: v in options, key.nullable)
     if key.kind is bool:
         return boolean(key.nullable)
     if key.kind is int:

@@ -110,13 +110,15 @@ def terminal(tmp_path):
     term.close()
 
 
-def write_job(tmp_path: Path, exit_conditions: str) -> Path:
+def write_job(tmp_path: Path, exit_conditions: str, checkpointing: bool = True) -> Path:
     job = {
         "task": {"function": "glompo_hpc.tasks.functions:Rastrigin", "kwargs": {"dims": 3, "delay": 0.002}},
-        "optimizers": {"options": [{"type": "CMAOptimizer", "sigma0": 2.0, "popsize": 8}]},
+        # optimizers that never end by themselves: whenever the run is under way, two are running
+        "optimizers": {"options": [{"type": "RandomOptimizer", "iters": 10**6}]},
+        "stoppers": False,
         "exit_conditions": exit_conditions,
         "manager": {"working_dir": "run", "summary_files": 3, "seed": 1, "status_interval": 0.2},
-        "checkpointing": {"pause_timeout": 20},
+        "checkpointing": {"pause_timeout": 20} if checkpointing else False,
         "logging": {"level": "INFO", "file": "run.log"},
     }
     path = tmp_path / "job.yaml"
@@ -179,7 +181,7 @@ def test_ctrl_c_under_mpirun_checkpoints_and_resume_auto_finishes_with_every_eva
     assert "interrupted by SIGINT; checkpoint" in out and "--resume auto" in out
     optimizers = state["counters"]["optimizers"]
     assert optimizers["crashed"] == 0 and "crashed" not in optimizers["by_end"]
-    assert optimizers["by_end"].get("unfinished", 0) >= 1  # the running ones, stopped by the interrupt
+    assert optimizers["by_end"] == {"unfinished": 2}  # the running ones, stopped by the interrupt
     checkpoints = list_checkpoints(tmp_path / "run" / "checkpoints")
     assert len(checkpoints) == 1 and state["checkpoints"]["last_exit_checkpoint"] == str(checkpoints[0])
     at_interrupt = state["counters"]["function_evaluations"]
@@ -223,3 +225,31 @@ def test_the_shell_gets_its_terminal_back_when_rank_0_is_killed(tmp_path, termin
     assert terminal.foreground_group() == terminal.pid
     terminal.type("echo STILL-$((40+2))")
     terminal.wait_for(rb"STILL-42")
+
+
+def test_sigterm_to_each_ranks_process_group_ends_running_optimizers_as_unfinished_not_crashed(tmp_path):
+    """What SLURM does at a time limit or on scancel (SIGTERM to every process of the step) and
+    mpirun when it ends a job (SIGTERM to each rank's process group, then SIGKILL): the worker ranks'
+    children die of it at once. Here no SIGKILL follows, so the summary shows how they are counted."""
+    from test_mpi_launch import rank_processes
+
+    job = write_job(tmp_path, "MaxSeconds(session_max=600)", checkpointing=False)
+    proc = subprocess.Popen(mpirun(3, "-m", "glompo_hpc", str(job)), cwd=tmp_path, env=mpi_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        from test_mpi_launch import wait_for_evaluations as wait_for_status
+
+        wait_for_status(tmp_path / "run.log", proc, timeout=120)
+        ranks = rank_processes(proc)
+        assert len(ranks) == 3, ranks
+        for rank in ranks:
+            os.killpg(os.getpgid(rank.pid), signal.SIGTERM)
+        out = proc.communicate(timeout=120)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out[-6000:]
+    state = summary(tmp_path)
+    assert state["solution"]["exit_reason"] == "interrupted by SIGTERM"
+    assert state["counters"]["optimizers"]["crashed"] == 0, out[-6000:]
+    assert state["counters"]["optimizers"]["by_end"] == {"unfinished": 2}, out[-6000:]

@@ -254,3 +254,27 @@ def test_sigterm_to_each_ranks_process_group_ends_running_optimizers_as_unfinish
     assert state["solution"]["exit_reason"] == "interrupted by SIGTERM"
     assert state["counters"]["optimizers"]["crashed"] == 0, out[-6000:]
     assert state["counters"]["optimizers"]["by_end"] == {"unfinished": 2}, out[-6000:]
+
+
+def test_ctrl_z_is_passed_on_to_mpirun_and_a_ctrl_c_then_still_ends_the_job(tmp_path, terminal):
+    """Ctrl-Z reaches rank 0 alone; stopped, it would leave the terminal to a group the shell does not
+    know of. It hands the terminal back and passes the SIGTSTP to mpirun (which stops every rank, as
+    without rank 0 holding the terminal), so the next Ctrl-C reaches mpirun and ends the job."""
+    job = write_job(tmp_path, "MaxSeconds(session_max=600)")
+    terminal.type(command(job))
+    wait_for_evaluations(tmp_path / "run.log", terminal)
+    leader = rank_0(terminal.pid)
+    launcher = leader.parent()
+    assert terminal.foreground_group() == leader.pid
+    os.write(terminal.master, b"\x1a")  # ^Z
+    terminal.wait_for(rb"Ctrl-Z: passed on to the MPI launcher")
+    deadline = time.monotonic() + 60
+    while leader.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+        time.sleep(0.05)  # until mpirun has stopped rank 0 (an event: its state)
+    assert leader.status() == psutil.STATUS_STOPPED
+    assert terminal.foreground_group() == os.getpgid(launcher.pid)
+    terminal.ctrl_c()
+    assert terminal.exit_status() != 0
+    assert terminal.foreground_group() == terminal.pid
+    terminal.type("echo STILL-$((40+2))")
+    terminal.wait_for(rb"STILL-42")

@@ -23,11 +23,14 @@ import numpy as np
 import psutil
 import pytest
 import yaml
-from test_mpi_launch import MPIRUN, mpi_env, mpirun, pytestmark  # noqa: F401 (pytestmark: skipped without MPI)
+from test_mpi_launch import mpi_env, mpirun, rank_processes
+from test_mpi_launch import wait_for_evaluations as wait_for_status_line
+from test_mpi_launch import pytestmark as needs_mpi
 
 from glompo_hpc.core.checkpoint_file import list_checkpoints
 
 EXIT_STATUS = re.compile(rb"EXIT-STATUS=(\d+)")
+pytestmark = [*needs_mpi, pytest.mark.timeout(400)]  # two MPI runs each on a loaded 2-core machine
 
 
 class Terminal:
@@ -138,7 +141,7 @@ def wait_for_evaluations(log: Path, terminal: Terminal) -> None:
     while time.monotonic() < deadline:
         if log.exists() and counted.search(log.read_text(errors="replace")):
             return
-        if EXIT_STATUS.search(terminal.output):
+        if EXIT_STATUS.search(terminal.text().encode()):
             break
         time.sleep(0.05)
     raise AssertionError(f"no status line with evaluations in {log}; terminal:\n{terminal.text()[-6000:]}")
@@ -232,15 +235,11 @@ def test_sigterm_to_each_ranks_process_group_ends_running_optimizers_as_unfinish
     """What SLURM does at a time limit or on scancel (SIGTERM to every process of the step) and
     mpirun when it ends a job (SIGTERM to each rank's process group, then SIGKILL): the worker ranks'
     children die of it at once. Here no SIGKILL follows, so the summary shows how they are counted."""
-    from test_mpi_launch import rank_processes
-
     job = write_job(tmp_path, "MaxSeconds(session_max=600)", checkpointing=False)
     proc = subprocess.Popen(mpirun(3, "-m", "glompo_hpc", str(job)), cwd=tmp_path, env=mpi_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        from test_mpi_launch import wait_for_evaluations as wait_for_status
-
-        wait_for_status(tmp_path / "run.log", proc, timeout=120)
+        wait_for_status_line(tmp_path / "run.log", proc, timeout=120)
         ranks = rank_processes(proc)
         assert len(ranks) == 3, ranks
         for rank in ranks:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .core import plugins as _plugins
+
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -21,8 +23,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".backends": ("mpi_workers",),
     ".checkpointing": ("CheckpointingControl",),
     ".core.checkpoint_file": ("latest_checkpoint", "list_checkpoints"),
-    ".core.optlog": ("OptimizerLog",),
-    ".core.result": ("MinimizeResult", "Result"),
+    ".protocol.optlog": ("OptimizerLog",),
+    ".protocol.result": ("MinimizeResult", "Result"),
     ".errors": ("GloMPOError", "ConfigurationError", "JobFileError", "CheckpointError"),
     ".exit_conditions": ("BaseExitCondition", "AndExitCondition", "OrExitCondition", "MaxFuncCalls", "TargetCost",
                          "NOptConverged", "MaxOptsStarted", "MaxKills", "KillsAfterConvergence", "MaxSeconds",
@@ -46,6 +48,16 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = ("__version__", *_MODULE_OF)
+
+
+def _builtin_providers() -> None:
+    """The backends and output files the manager finds in ``core.plugins``; imported on its first
+    look-up (each module registers itself), so ``import glompo_hpc`` stays cheap."""
+    from .backends import kinds  # noqa: F401
+    from .outputs import run_outputs  # noqa: F401
+
+
+_plugins.provide_builtins(_builtin_providers)
 
 
 def __getattr__(name: str) -> Any:

@@ -312,7 +312,7 @@ def _plot_arguments(parser: argparse.ArgumentParser) -> None:
 @command("plot", "draw trajectories.png and best_so_far.png from a run's glompo_log.h5", _plot_arguments)
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the plots from the HDF5 log (a running run's log works too) and print their paths."""
-    from .core.paths import RunPaths
+    from .protocol.paths import RunPaths
     from .outputs.plots import MISSING_MATPLOTLIB, write_plots
 
     workdir = Path(args.workdir)

@@ -179,7 +179,7 @@ def compare_settings(checkpoint: Path, settings: dict[str, str] | None, exit_con
 def _read_summary(working_dir: Path) -> dict | None:
     import yaml
 
-    from .core.paths import RunPaths
+    from .protocol.paths import RunPaths
 
     path = RunPaths(working_dir).summary
     try:
@@ -210,7 +210,7 @@ def finished_reason(working_dir: Path, run_id: str | None) -> str | None:
 
 def evaluations_recorded(working_dir: Path, run_id: str | None) -> int | None:
     """How many evaluations the run's own HDF5 log (else its summary) records; None if neither is there."""
-    from .core.paths import RunPaths
+    from .protocol.paths import RunPaths
 
     log = RunPaths(working_dir).hdf5_log
     if log.is_file():
@@ -232,7 +232,7 @@ def _killed_before_first_checkpoint(working_dir: Path, held: Any, other_checkpoi
     own: it was killed early (node failure, OOM killer, SIGKILL), perhaps while an overwrite was
     deleting an earlier run. Nothing can be resumed and nothing finished needs protecting, so
     ``--resume auto`` starts it afresh over those files (deleting the other run's checkpoints)."""
-    from .core.paths import RunPaths
+    from .protocol.paths import RunPaths
 
     found = RunPaths(working_dir).existing_results()
     if _summary_of(working_dir, _id(held)) is not None or not (found or (held is not None and other_checkpoints)):

@@ -6,7 +6,7 @@ evaluations, once a best result exists, for every live optimizer with history; T
 ``MinFuncCalls(500) & (BestUnmoving(200, 0.01) | StepSize(bounds, 50))``.
 
 Stoppers read the log only through the public methods of
-:class:`~glompo_hpc.core.optlog.OptimizerLog` and never need more than the last ``calls`` rows of
+:class:`~glompo_hpc.protocol.optlog.OptimizerLog` and never need more than the last ``calls`` rows of
 one optimizer, so each call costs O(calls) at most. An optimizer with fewer evaluations than a
 stopper's window is never stopped by that stopper.
 
@@ -25,7 +25,7 @@ import numpy as np
 from .combinable import AndCombination, BaseCombinable, OrCombination
 from .compat import Place, old_keywords
 from .validation import check_bounds, check_int, check_real
-from .core.optlog import OptimizerLog, class_lineage
+from .protocol.optlog import OptimizerLog, class_lineage
 from .errors import ConfigurationError
 
 __all__ = (

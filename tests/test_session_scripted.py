@@ -15,6 +15,7 @@ from support.optimizers import WalkOptimizer, sphere
 from glompo_hpc import CheckpointingControl, CycleSelector, GloMPOManager, MaxFuncCalls
 from glompo_hpc.core import interventions as interventions_module
 from glompo_hpc.core import messages as msg
+from glompo_hpc.core import plugins
 from glompo_hpc.core import session as session_module
 from glompo_hpc.core.checkpoint_file import list_checkpoints, open_checkpoint
 from glompo_hpc.core.policies import CRASH_LOOP_LIMIT
@@ -25,7 +26,7 @@ BOUNDS = [(-5.0, 5.0)] * 2
 
 
 @pytest.fixture
-def scripted(monkeypatch):
+def scripted(monkeypatch, request):
     """Install a ScriptedBackend whose children follow ``scripts(opt_id)``; returns it."""
     clock = ScriptedClock()
     monkeypatch.setattr(session_module, "time", clock)
@@ -33,7 +34,9 @@ def scripted(monkeypatch):
 
     def install(scripts) -> ScriptedBackend:
         backend = ScriptedBackend(scripts, clock)
-        monkeypatch.setattr(session_module, "make_backend", lambda name: backend)
+        processes = plugins.backend_kind("processes")  # the session builds its transport from the registry
+        plugins.register_backend(processes._replace(make=lambda: backend))
+        request.addfinalizer(lambda: plugins.register_backend(processes))
         return backend
 
     return install

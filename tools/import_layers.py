@@ -18,15 +18,18 @@ PACKAGE = "glompo_hpc"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 MAX_LINES = 400
 
-# Lowest first; a module may import from its own layer and the layers below. The first prefix
-# that matches a module's dotted name (without the package) decides its layer.
+# The layer order, written once (docs/architecture.md explains it). Lowest first; a module may
+# import from its own layer and the layers below. The longest prefix that matches a module's dotted
+# name (without the package) decides its layer: ``optimizers.conformance`` (the kit that runs a
+# third-party optimizer through a real backend) is a front end, although it sits beside the optimizers.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("protocol", ("errors", "protocol", "validation", "combinable", "core.seeds", "core.signals")),
+    ("protocol", ("errors", "protocol", "validation", "combinable", "compat", "core.seeds", "core.signals")),
     ("components", ("stoppers", "exit_conditions", "generators", "selectors", "optimizers", "tasks",
-                    "checkpointing", "defaults", "compat", "optimizer_logs")),
+                    "checkpointing", "defaults", "optimizer_logs")),
     ("core", ("core",)),
     ("backends+outputs", ("backends", "outputs")),
-    ("entry points", ("jobfile", "run", "run_support", "resume_policy", "slurm", "cli", "__main__", "")),
+    ("entry points", ("jobfile", "run", "run_support", "resume_policy", "slurm", "cli", "__main__", "",
+                      "optimizers.conformance")),
 )
 
 
@@ -40,13 +43,16 @@ class Module:
 
 
 def layer_of(name: str) -> int:
+    """The index in LAYERS of the layer whose longest prefix matches ``name``."""
+    best: tuple[int, int] | None = None  # (prefix length, layer)
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if prefix == "" and name == "":
-                return index
-            if prefix and (name == prefix or name.startswith(prefix + ".")):
-                return index
-    raise ValueError(f"module {name!r} belongs to no layer: add it to LAYERS in tools/import_layers.py")
+            matches = name == "" if prefix == "" else name == prefix or name.startswith(prefix + ".")
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    if best is None:
+        raise ValueError(f"module {name!r} belongs to no layer: add it to LAYERS in tools/import_layers.py")
+    return best[1]
 
 
 def _module_name(path: Path) -> str:
@@ -108,8 +114,10 @@ def read_modules() -> dict[str, Module]:
     known = set(modules)
     for module in modules.values():
         _walk(module, ast.parse(module.path.read_text()).body, known, eager=True)
-        # importing a.b loads package a first: that is not an edge the code chose
+        # importing a.b loads package a first: that is not an edge the code chose; nor is reading
+        # the package's own ``__version__`` (the package is loaded before any of its modules)
         module.eager = {m for m in module.eager if not module.name.startswith(m + ".") and m != ""}
+        module.lazy = {m for m in module.lazy if not module.name.startswith(m + ".") and m != ""}
     return modules
 
 

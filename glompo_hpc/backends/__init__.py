@@ -7,7 +7,7 @@ import os
 from typing import Any, Iterator
 
 from ..errors import ConfigurationError
-from .base import Backend, ChildSpec
+from ..core.backend import Backend, ChildSpec
 from .mpi_env import auto_backend, check_mpi_backend, check_single_rank_world, check_slots, mpi_world_size
 
 __all__ = ("Backend", "ChildSpec", "make_backend", "check_backend", "default_max_jobs", "BACKENDS", "mpi_workers",

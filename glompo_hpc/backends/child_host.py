@@ -12,11 +12,11 @@ import traceback
 
 import numpy as np
 
-from ..core import messages as msg
-from ..core.observed_task import ObservedTask, RemoteBatchEvaluator
+from ..protocol import messages as msg
+from ..protocol.observed_task import ObservedTask, RemoteBatchEvaluator
 from ..errors import OptimizerStopped
 from ..optimizers.base import ManagerLink
-from .base import ChildSpec
+from ..core.backend import ChildSpec
 
 __all__ = ("run_child",)
 

@@ -17,9 +17,9 @@ import signal
 import time
 from typing import Any, Iterable
 
-from ..core import messages as msg
-from ..core.observed_task import RemoteBatchEvaluator
-from .base import Backend, ChildSpec
+from ..protocol import messages as msg
+from ..protocol.observed_task import RemoteBatchEvaluator
+from ..core.backend import Backend, ChildSpec
 from .blas_threads import limit_blas_threads
 from .child_host import run_child
 from .printstreams import redirect_process_streams

@@ -10,8 +10,8 @@ from __future__ import annotations
 import queue
 import threading
 
-from ..core import messages as msg
-from .base import Backend, ChildSpec
+from ..protocol import messages as msg
+from ..core.backend import Backend, ChildSpec
 from .child_host import run_child
 from .printstreams import ThreadStreamRouter
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CheckpointError
-from .atomic import new_temporary_beside
+from ..protocol.atomic import new_temporary_beside
 
 __all__ = ("FORMAT_VERSION", "CheckpointContents", "write_checkpoint_file", "open_checkpoint", "latest_checkpoint",
            "list_checkpoints")

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ..checkpointing import CheckpointingControl
 from ..errors import CheckpointError
-from . import messages as msg
+from ..protocol import messages as msg
 from .checkpoint_file import write_checkpoint_file
 from .settings import Settings
 from .signals import signal_hook

@@ -14,7 +14,7 @@ import time
 from typing import Collection
 
 from .actions import Action, EndRun, StopOptimizer, TakeCheckpoint
-from .paths import RunPaths
+from ..protocol.paths import RunPaths
 from .state import EndKind
 
 __all__ = ("InterventionWatcher",)

@@ -16,16 +16,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..backends import Backend, auto_backend
 from ..checkpointing import CheckpointingControl
 from ..compat import Place, StatsWithOldKeys, old_attribute_names, setup_keywords
 from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
+from .backend import Backend
 from .checkpointer import Checkpointer
-from .optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
-from .paths import RunPaths
+from ..protocol.optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
+from ..protocol.paths import RunPaths
+from .plugins import detected_backend, run_outputs
 from .run_identity import RunIdentity, claim_working_dir
-from .result import Result
+from ..protocol.result import Result
 from .session import RunSession
 from .run_lock import RunLock
 from .settings import SETTING_NAMES, Settings, apply_settings, prepare_working_dir
@@ -196,7 +197,7 @@ class GloMPOManager:
         if "backend" not in glompo_kwargs:
             # where the run resumes decides the transport: under mpirun 'mpi'; an MPI run resumed
             # on one node falls back to processes
-            detected = auto_backend()
+            detected = detected_backend()
             if detected == "mpi" or self.backend_name == "mpi":
                 glompo_kwargs = {**glompo_kwargs, "backend": detected}
         if glompo_kwargs.get("backend", self.backend_name) == "mpi" and "max_jobs" not in glompo_kwargs:
@@ -323,9 +324,7 @@ class GloMPOManager:
 
     def _end_counts(self) -> dict[str, int]:
         """Optimizers by how they ended, counted as ``summary`` and the plots count them."""
-        from ..outputs.read_log import end_counts  # the outputs' definition; imported late as outputs are
-
-        return end_counts(self.opt_log.records) if self.opt_log is not None else {}
+        return run_outputs().end_counts(self.opt_log.records) if self.opt_log is not None else {}
 
     def _purge_old_results(self) -> None:
         """Delete results of an earlier run if overwriting is allowed. A resumed run keeps the HDF5
@@ -342,23 +341,19 @@ class GloMPOManager:
                 path.unlink()
 
     def _write_outputs(self) -> None:
-        from ..outputs import write_outputs
-
         try:
-            write_outputs(self)
+            run_outputs().write_outputs(self)
         except Exception:  # outputs must never hide the run's own outcome
             self.logger.exception("Writing the output files failed")
 
     def write_summary_file(self, dump_dir: str | Path | None = None) -> Path:
         """Write ``glompo_manager_log.yml`` (to ``dump_dir`` if given, else the working dir)."""
-        from ..outputs.summary import write_summary
-
         if not self._is_initialised:
             raise GloMPOError("the manager is not initialised: nothing to summarise")
         directory = Path(dump_dir) if dump_dir is not None else self.working_dir
         directory.mkdir(parents=True, exist_ok=True)
         path = RunPaths(directory).summary
-        write_summary(self, path)
+        run_outputs().write_summary(self, path)
         return path
 
 

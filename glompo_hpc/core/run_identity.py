@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text
+from ..protocol.atomic import atomic_write_text
 from .checkpoint_file import list_checkpoints
 from .signals import signal_hook
 

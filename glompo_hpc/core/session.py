@@ -13,15 +13,16 @@ import time
 
 import numpy as np
 
-from ..backends import ChildSpec, make_backend
-from . import messages as msg
+from ..protocol import messages as msg
+from .backend import ChildSpec
+from .plugins import backend_kind, run_outputs
 from .actions import Action, EndRun, StartOptimizer, StopOptimizer, StopSpawning, TakeCheckpoint
 from .checkpointer import Checkpointer
 from .interventions import InterventionWatcher
 from .policies import (CRASH_LOOP, CRASH_LOOP_LIMIT, CrashLoopGuard, all_ended_decision, checkpoint_due,
                        exit_decision, spawn_decision, status_due, stopper_decisions)
-from .optlog import class_lineage
-from .result import Result
+from ..protocol.optlog import class_lineage
+from ..protocol.result import Result
 from .seeds import derived_seed
 from .signals import SignalFlag
 from .state import EndKind
@@ -68,12 +69,10 @@ class RunSession:
     # ================================================================ the loop
 
     def run(self, signals: SignalFlag) -> None:
-        from ..outputs import open_log_sink
-
         state, control = self.state, self.settings.checkpoint_control
         if self.backend is None:
-            self.backend = make_backend(self.settings.backend_name)
-        state.opt_log.sink = open_log_sink(self.m)
+            self.backend = backend_kind(self.settings.backend_name).make()
+        state.opt_log.sink = run_outputs().open_log_sink(self.m)
         if self.checkpointer is not None:
             self.checkpointer.remove_leftovers()
             if control.checkpoint_at_init:

@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backends import BACKENDS, auto_backend, check_backend, default_max_jobs
 from ..checkpointing import CheckpointingControl
 from ..defaults import (budget_of, recommended_exit_conditions, recommended_generator, recommended_selector,
                         recommended_stoppers)
@@ -27,7 +26,8 @@ from ..generators import BaseGenerator
 from ..selectors import BaseSelector
 from ..stoppers import BaseStopper
 from ..validation import check_bounds, check_choice, check_int, check_number
-from .paths import RunPaths
+from .plugins import backend_kind, backend_names, detected_backend
+from ..protocol.paths import RunPaths
 from .seeds import GENERATOR_KEY, derived_seed, root_seed
 from .run_lock import refuse_if_locked
 
@@ -102,15 +102,15 @@ def _working_dir(s: Settings, value) -> None:
 
 def _backend(s: Settings, value) -> None:
     if value is None:
-        value = auto_backend()  # 'mpi' under mpirun/srun with more than one rank, else 'processes'
-    s.backend_name = check_choice("backend", value, BACKENDS)
-    check_backend(value)  # 'mpi' without mpi4py, on one rank or outside mpi_workers: a clear error now
+        value = detected_backend()  # 'mpi' under mpirun/srun with more than one rank, else 'processes'
+    s.backend_name = check_choice("backend", value, backend_names())
+    backend_kind(value).check()  # 'mpi' without mpi4py, on one rank or outside mpi_workers: a clear error now
     s.proc_backend = value != "threads"
     s.opts_daemonic = value != "processes_forced"
 
 
 def _max_jobs(s: Settings, value) -> None:
-    s.max_jobs = default_max_jobs(s.backend_name) if value is None else check_int("max_jobs", value, 1)
+    s.max_jobs = backend_kind(s.backend_name).default_max_jobs() if value is None else check_int("max_jobs", value, 1)
 
 
 def _component(attribute: str, base: type, default: Callable | None = None, optional: bool = False) -> Callable:

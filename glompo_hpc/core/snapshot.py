@@ -10,6 +10,7 @@ and ``load_checkpoint(task=...)`` must supply it.
 
 from __future__ import annotations
 
+import io
 import logging
 import random
 import time
@@ -22,6 +23,7 @@ import dill
 import numpy as np
 
 from ..errors import CheckpointError, TaskNotRestored
+from ..protocol import MOVED_MODULES
 from .settings import SETTINGS_FIELDS, Settings
 from .state import STATE_FIELDS, STATE_FORMAT, RunState
 
@@ -29,6 +31,17 @@ __all__ = ("LiveOptimizer", "capture_state", "restore_state", "save_task", "load
 
 logger = logging.getLogger("glompo_hpc.checkpoint")
 
+
+class _Unpickler(dill.Unpickler):
+    """Finds a class a checkpoint names by a module path that has since moved (MOVED_MODULES) at
+    its new path, so old checkpoints load without relying on the alias modules left there."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED_MODULES.get(module, module), name)
+
+
+def _unpickle(data: bytes) -> Any:
+    return _Unpickler(io.BytesIO(data)).load()
 
 
 @dataclass
@@ -72,7 +85,7 @@ def restore_state(blob_path: Path, source: Path) -> tuple[Settings, RunState, li
     """
     try:
         with open(blob_path, "rb") as f:
-            record = dill.load(f)
+            record = _Unpickler(f).load()
     except Exception as e:  # unpickling runs arbitrary code; any failure means an unusable file
         raise CheckpointError(f"the manager state in the checkpoint cannot be loaded: {type(e).__name__}: {e}") \
             from None
@@ -146,7 +159,7 @@ def load_task(root: Path, how: str, source: Path, task: Any, task_loader: Callab
         return task
     if how == "pickle":
         try:
-            return dill.loads((root / "task.pkl").read_bytes())
+            return _unpickle((root / "task.pkl").read_bytes())
         except Exception as e:
             raise TaskNotRestored(f"the task in checkpoint {str(source)!r} cannot be unpickled ({type(e).__name__}: "
                                   f"{e})", "pass task=... to load_checkpoint") from None

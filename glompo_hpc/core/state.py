@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .optlog import OptimizerLog
-from .result import Result
+from ..protocol.optlog import OptimizerLog
+from ..protocol.result import Result
 
 if TYPE_CHECKING:  # run_identity reads checkpoint files, whose module needs this one
     from .run_identity import RunIdentity

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .paths import RunPaths
+from ..protocol.paths import RunPaths
 from .settings import SETTINGS_FIELDS, Settings
 from .state import STATE_FIELDS, RunState
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.optlog import OptimizerRecord
+from ..protocol.optlog import OptimizerRecord
 
 __all__ = ("FORMAT_VERSION", "COMPRESSION", "attr_value", "h5_type", "coerce", "extras_block", "append_text",
            "append_extras", "write_record", "row_datasets", "roll_back_group", "check_space", "versions")

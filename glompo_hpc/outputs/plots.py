@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.paths import RunPaths
+from ..protocol.paths import RunPaths
 from .read_log import decode, end_category, optimizer_groups, with_log_file
 
 __all__ = ("plot_trajectories", "plot_best_so_far", "write_plots", "spans_decades", "MISSING_MATPLOTLIB")

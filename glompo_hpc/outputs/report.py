@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..core.paths import RunPaths
+from ..protocol.paths import RunPaths
 from .read_log import END_CATEGORIES, LogData, end_category, read_log
 from .run_files import writer_gone
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..core.paths import RunPaths
+from ..protocol.paths import RunPaths
 from .read_log import LogData, LogFormatError, OptimizerData, optimizer_groups, read_open_log, with_log_file
 
 __all__ = ("RunFiles", "Checkpoint", "NotARun", "RunReader", "read_run", "downsample", "best_so_far", "STOP_PREFIX")

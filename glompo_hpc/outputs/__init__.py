@@ -82,7 +82,7 @@ def _info(manager: Any):
             "best_x": np.asarray(res.x, dtype=float) if res.x is not None else np.empty(0),
             "best_opt_id": int(res.origin.get("opt_id", -1)) if res.origin else -1,
             "best_opt_type": str(res.origin.get("type", "")) if res.origin else "",
-            "checkpoints": len(getattr(m, "checkpoint_history", ()) or ()), "pid": os.getpid(),
+            "checkpoints": len(m.checkpoint_history), "pid": os.getpid(),
             # for `glompo-hpc watch` and `report` (outputs/run_files.py): sessions and checkpoints mid-run
             "session_starts": json.dumps([d.timestamp() for d in m.dt_starts]),
             "checkpoint_log": json.dumps(list(m.checkpoint_log)[-100:], default=str),

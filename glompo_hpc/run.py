@@ -145,12 +145,14 @@ def run(request: RunRequest, guard: Callable[[float], Any] | None = None) -> int
     walltime guard to hold around the run (:func:`glompo_hpc.slurm.walltime.guard_for_run`).
     """
     from .core.signals import signal_hook
-    from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
+    from .run_support import (check_environment, job_limits, load_job, log_to_stderr, mpi_ranks, print_result,
+                              serve_as_worker)
 
     from .backends.mpi_env import check_single_rank_world  # late: the backends package loads numpy and cma
 
     spec = load_job(request.job, request.overrides)
     check_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
+    check_environment()
     from .backends.blas_threads import limit_blas_threads
     from .backends.launcher_terminal import rank_0_takes_terminal
     limit_blas_threads()  # before any child starts (threads, forks, ranks): a slot is one core
@@ -254,12 +256,14 @@ def resume_from(source: str | Path, job: str | None = None, log_level: str | Non
     budget or ``force``: resuming it from a mid-run checkpoint would replace its final answer."""
     from .core.manager import GloMPOManager
     from .resume_policy import compare_settings, finished_reason, held_identity, job_settings
-    from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
+    from .run_support import (check_environment, job_limits, load_job, log_to_stderr, mpi_ranks, print_result,
+                              serve_as_worker)
 
     from .backends.launcher_terminal import rank_0_takes_terminal
     from .backends.mpi_env import check_single_rank_world
 
     check_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
+    check_environment()
     checkpoint, overrides = _resume_source(Path(source))
     spec = load_job(job) if job else None
     with log_to_stderr(log_level or (spec.logging.level if spec else "WARNING"), spec.logging.file if spec else None), \

@@ -102,13 +102,13 @@ def open_log_sink(manager: Any) -> LogSink | None:
     """
     if manager.summary_files < 3 or manager.opt_log is None:
         return None
-    from .hdf5_log import HDF5LogWriter
+    from .hdf5_log import HDF5LogWriter, flush_settings
 
     log = manager.opt_log
     path = manager.paths.hdf5_log
-    headers = _headers(manager)
-    log.extra_headers = tuple(headers or ())
-    options = {"headers": headers, "info": _info(manager)}
+    # read before the try: a bad variable is the user's to fix, not a log to go on without
+    options = {"headers": _headers(manager), "info": _info(manager), **flush_settings()}
+    log.extra_headers = tuple(options["headers"] or ())
     known = {opt_id: log.n_evals(opt_id) for opt_id in log.opt_ids}
     try:
         if known and path.is_file() and _log_run_key(path) == run_key(manager):

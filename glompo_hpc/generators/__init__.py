@@ -3,7 +3,7 @@
 A generator is a small object whose ``generate(manager)`` returns a starting point: a float array
 of length ``manager.n_parms`` inside ``manager.bounds``. Generators may read (never change) these
 manager attributes: ``n_parms``, ``bounds``, ``result`` (``.x``/``.fx``), ``f_counter``,
-``o_counter`` and ``opt_log`` (an :class:`~glompo_hpc.core.optlog.OptimizerLog`).
+``o_counter`` and ``opt_log`` (an :class:`~glompo_hpc.protocol.optlog.OptimizerLog`).
 
 Every generator owns a ``numpy.random.Generator`` built from its ``seed`` argument, so a seeded
 run repeats its starting points, and the generator (with its random state) pickles with dill into

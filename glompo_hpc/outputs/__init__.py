@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.optlog import LogSink
+from ..protocol.optlog import LogSink
 from .run_status import in_session, log_status, run_state  # re-exported: callers import them from here
 
 __all__ = ("write_outputs", "open_log_sink", "log_status", "run_key", "run_state", "in_session")

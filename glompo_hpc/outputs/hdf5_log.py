@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 import h5py  # at import time: its exit handlers must be registered before ours (they run in reverse)
 import numpy as np
 
-from ..core.optlog import LogSink, OptimizerRecord
+from ..protocol.optlog import LogSink, OptimizerRecord
 from ..env_settings import env_float, env_int
 from . import h5_writers
 from .h5_format import (FORMAT_VERSION, append_extras, append_rows, append_text, attr_value, check_space,

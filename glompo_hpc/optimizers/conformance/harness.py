@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ...backends.base import ChildSpec
+from ...core.backend import ChildSpec
 from ...backends.child_host import run_child
 from ...backends.threads import QueueLink
 from ...core import messages as msg

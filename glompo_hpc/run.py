@@ -145,15 +145,19 @@ def run(request: RunRequest, guard: Callable[[float], Any] | None = None) -> int
     walltime guard to hold around the run (:func:`glompo_hpc.slurm.walltime.guard_for_run`).
     """
     from .core.signals import signal_hook
-    from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
+    from .run_support import (check_environment, job_limits, load_job, log_to_stderr, mpi_ranks, print_result,
+                              serve_as_worker)
 
     from .backends.mpi_env import check_single_rank_world  # late: the backends package loads numpy and cma
 
     spec = load_job(request.job, request.overrides)
     check_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
+    check_environment()
     from .backends.blas_threads import limit_blas_threads
+    from .backends.launcher_terminal import rank_0_takes_terminal
     limit_blas_threads()  # before any child starts (threads, forks, ranks): a slot is one core
-    with log_to_stderr(request.log_level or spec.logging.level, spec.logging.file), mpi_ranks(spec) as is_manager:
+    with log_to_stderr(request.log_level or spec.logging.level, spec.logging.file), rank_0_takes_terminal(), \
+            mpi_ranks(spec) as is_manager:  # Ctrl-C under mpirun: to rank 0, which keeps everything
         if not is_manager:
             serve_as_worker()
             return ExitCode.OK
@@ -252,15 +256,18 @@ def resume_from(source: str | Path, job: str | None = None, log_level: str | Non
     budget or ``force``: resuming it from a mid-run checkpoint would replace its final answer."""
     from .core.manager import GloMPOManager
     from .resume_policy import compare_settings, finished_reason, held_identity, job_settings
-    from .run_support import job_limits, load_job, log_to_stderr, mpi_ranks, print_result, serve_as_worker
+    from .run_support import (check_environment, job_limits, load_job, log_to_stderr, mpi_ranks, print_result,
+                              serve_as_worker)
 
+    from .backends.launcher_terminal import rank_0_takes_terminal
     from .backends.mpi_env import check_single_rank_world
 
     check_single_rank_world()  # srun's N tasks without MPI: refused before any file is written
+    check_environment()
     checkpoint, overrides = _resume_source(Path(source))
     spec = load_job(job) if job else None
     with log_to_stderr(log_level or (spec.logging.level if spec else "WARNING"), spec.logging.file if spec else None), \
-            mpi_ranks(spec) as is_manager:
+            rank_0_takes_terminal(), mpi_ranks(spec) as is_manager:
         if not is_manager:
             serve_as_worker()
             return ExitCode.OK

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import OtherRankError, UserError
+from .errors import ConfigurationError, OtherRankError, UserError
 
-__all__ = ("PROG", "load_job", "job_limits", "log_to_stderr", "mpi_ranks", "format_result", "end_counts_text",
+__all__ = ("PROG", "load_job", "check_environment", "job_limits", "log_to_stderr", "mpi_ranks", "format_result", "end_counts_text",
            "print_result", "serve_as_worker")
 
 logger = logging.getLogger("glompo_hpc.cli")
@@ -30,6 +30,25 @@ def load_job(path: str, overrides: dict[str, Any] | None = None) -> Any:
             return load_job_file(path, overrides)
     except FileNotFoundError as e:
         raise UserError(str(e)) from None
+
+
+def check_environment() -> None:
+    """Read every ``GLOMPO_HPC_*`` setting (glompo_hpc/env_settings.py) once, before anything runs.
+
+    Each is otherwise read where it is used, some only once the manager's session has started;
+    a bad value then stops the run before it starts: one line, exit 2, on every MPI rank alike.
+    """
+    from .backends.backoff import poll_max_sleep
+    from .backends.mpi_env import mpi_world_rank
+    from .core.optlog import default_ended_rows, default_tail_rows
+    from .outputs.hdf5_log import flush_settings
+    from .outputs.progress import environment_settings
+
+    try:
+        for read in (flush_settings, default_tail_rows, default_ended_rows, environment_settings, poll_max_sleep):
+            read()
+    except ConfigurationError as e:
+        raise (UserError if mpi_world_rank() == 0 else OtherRankError)(str(e)) from None
 
 
 @contextlib.contextmanager

@@ -468,3 +468,22 @@ def test_idle_rank_warning_says_how_many_and_what_to_change(world, mpi, max_jobs
     else:
         assert f"{idle} worker rank(s) will idle" in warning and "leave max_jobs out" in warning
         assert f"mpirun -n {world - idle}" in warning
+
+
+def test_the_manager_section_is_the_settings_table():
+    """``manager:`` has one key per row of core/settings.py's SETTINGS with a file_key (a new
+    setting is one row there), each checked: a wrong type is refused naming the key, a right
+    value reaches setup() unchanged."""
+    import dataclasses
+
+    from glompo_hpc.core.settings import SETTINGS
+    from glompo_hpc.jobfile.schema import ManagerSpec
+
+    rows = [row for row in SETTINGS if row.file_key is not None]
+    assert [f.name for f in dataclasses.fields(ManagerSpec)] == [row.name for row in rows]
+    for row in rows:
+        with pytest.raises(JobFileError, match=rf"^manager\.{row.name}: expected .*, got \[1\]"):
+            validate(job(manager={row.name: [1]}))
+    given = {"seed": 7, "backend": "threads", "max_jobs": 2, "status_interval": 0.5,
+             "end_timeout": 3.0, "summary_files": 1, "aggressive_stop": True}
+    assert {k: getattr(validate(job(manager=given)).manager, k) for k in given} == given

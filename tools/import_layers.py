@@ -23,7 +23,7 @@ MAX_LINES = 400
 # name (without the package) decides its layer: ``optimizers.conformance`` (the kit that runs a
 # third-party optimizer through a real backend) is a front end, although it sits beside the optimizers.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("protocol", ("errors", "protocol", "validation", "combinable", "compat", "core.seeds", "core.signals")),
+    ("protocol", ("errors", "env_settings", "protocol", "validation", "combinable", "compat", "core.seeds", "core.signals")),
     ("components", ("stoppers", "exit_conditions", "generators", "selectors", "optimizers", "tasks",
                     "checkpointing", "defaults", "optimizer_logs")),
     ("core", ("core",)),

@@ -17,10 +17,9 @@ served at once, and only orders from rank 0 wait up to the cap.
 from __future__ import annotations
 
 import math
-import os
 import time
 
-from ..errors import ConfigurationError
+from ..env_settings import env_float
 
 __all__ = ("Backoff", "poll_max_sleep", "POLL_MAX_SLEEP_VAR", "DEFAULT_MAX_SLEEP")
 
@@ -35,17 +34,7 @@ def poll_max_sleep() -> float:
     Raises:
         ConfigurationError: the variable is not a number in (0, 1].
     """
-    text = os.environ.get(POLL_MAX_SLEEP_VAR, "").strip()
-    if not text:
-        return DEFAULT_MAX_SLEEP
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= _MAX_ALLOWED:
-        raise ConfigurationError(f"{POLL_MAX_SLEEP_VAR} must be a number of seconds in (0, {_MAX_ALLOWED}], "
-                                 f"got {text!r}")
-    return value
+    return env_float(POLL_MAX_SLEEP_VAR, DEFAULT_MAX_SLEEP, maximum=_MAX_ALLOWED)
 
 
 class Backoff:

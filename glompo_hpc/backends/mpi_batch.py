@@ -27,6 +27,7 @@ import numpy as np
 from ..core.observed_task import evaluate_point
 from .base import ChildSpec
 from .blas_threads import limit_blas_threads
+from .child_signals import set_child_signal_dispositions
 from .mpi_protocol import Outcome
 from .processes import process_main
 
@@ -93,10 +94,7 @@ def child_main(spec: ChildSpec, conn: mpc.Connection, batch_conn: mpc.Connection
 def evaluator_main(task: Callable, detailed: bool, conn: mpc.Connection) -> None:
     """Entry of a helper rank's evaluator process: evaluate parts until the host closes the pipe."""
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if hasattr(signal, "SIGUSR2"):
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    set_child_signal_dispositions()
     limit_blas_threads()  # this helper is one slot: one core
     while True:
         try:

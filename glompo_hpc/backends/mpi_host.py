@@ -16,12 +16,16 @@ itself never runs user code, so it stays responsive whatever a task does:
 
 Signals: Open MPI forwards SIGUSR2 (and SIGTERM/SIGINT before it kills) to every rank; a host
 ignores them and waits for rank 0's orders. It leaves its loop on Exit, or when its parent
-process (the launcher's daemon) is gone.
+process (the launcher's daemon) is gone. A SIGTERM that ends the job (``mpirun`` after its own
+SIGINT or SIGTERM, SLURM at a time limit or on ``scancel``) goes to the rank's whole process group,
+so its children die of it too: the host, which got the same signal first, reports them as
+stopped with the job ("unfinished"), not as crashed optimizers.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
@@ -93,6 +97,12 @@ class _LocalChildren(ProcessesBackend):
         for opt_id in list(self._procs):
             self.reap(opt_id)
 
+    def killed_by(self, opt_id: int) -> signal.Signals | None:
+        """The signal that ended a child's process, if one did."""
+        proc = self._procs.get(opt_id)
+        code = None if proc is None else proc.exitcode
+        return signal.Signals(-code) if code is not None and code < 0 else None
+
 
 class RankHost:
     """Serves rank 0 on one worker rank until told to exit.
@@ -115,6 +125,7 @@ class RankHost:
         self._exit = False
         self._ppid = os.getppid()
         self._next_orphan_check = 0.0
+        self._job_ended_by: signal.Signals | None = None  # a SIGTERM to this rank's process group
         self._state_dir = Path(tempfile.mkdtemp(prefix=f"glompo_rank{self.rank}_states_"))
         self._new_session()
 
@@ -129,7 +140,8 @@ class RankHost:
 
     def serve(self) -> None:
         """The host loop: take orders, relay reports, route batch parts; returns on Exit."""
-        saved = {s: signal.signal(s, signal.SIG_IGN) for s in _IGNORED_SIGNALS}
+        saved = {s: signal.signal(s, self._note_job_end if s == signal.SIGTERM else signal.SIG_IGN)
+                 for s in _IGNORED_SIGNALS}
         try:
             self._relay.append(Hello(self.rank, self.hostname, self.cpus, os.getpid()))
             while not self._exit:
@@ -250,9 +262,22 @@ class RankHost:
             self._relay_from_child(m)
         return bool(messages)
 
+    def _note_job_end(self, signum: int, frame: Any) -> None:
+        # Ignored like the others (rank 0 ends the run), but remembered: the kernel delivers a
+        # group's signal to all its members at once, so this handler has run before the host can
+        # see a child dead of the same signal.
+        if self._job_ended_by is None:
+            self._job_ended_by = signal.Signals(signum)
+            logger.info("Rank %d: %s; rank 0 ends the run", self.rank, self._job_ended_by.name)
+
     def _relay_from_child(self, m: msg.ChildMessage) -> None:
         if isinstance(m, msg.StateSaved) and m.opt_id in self._saving:
             m = self._state_answer(m)
+        elif isinstance(m, msg.ChildFailed) and self._job_ended_by is not None \
+                and self.local.killed_by(m.opt_id) == self._job_ended_by:
+            m = msg.OptimizerFinished(m.opt_id, False, None, math.nan, {}, stopped=True,
+                                      reason=f"killed by {self._job_ended_by.name} sent to rank {self.rank}'s "
+                                             "process group: the job is being ended")
         self._relay.append(m)
         if isinstance(m, _FINAL):
             self._child_ended(m.opt_id)

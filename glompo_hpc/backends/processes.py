@@ -22,6 +22,7 @@ from ..protocol.observed_task import RemoteBatchEvaluator
 from ..core.backend import Backend, ChildSpec
 from .blas_threads import limit_blas_threads
 from .child_host import run_child
+from .child_signals import set_child_signal_dispositions
 from .printstreams import redirect_process_streams
 
 __all__ = ("ProcessesBackend", "PipeLink", "process_main")
@@ -50,12 +51,7 @@ class PipeLink:
 def process_main(spec: ChildSpec, conn: mpc.Connection, allow_processes: bool,
                  remote_batch: RemoteBatchEvaluator | None = None) -> None:
     """Entry of a child optimizer's process: signal dispositions, split printstreams, run_child."""
-    # The manager alone decides how children end: Ctrl-C in a terminal reaches the whole process
-    # group, and the manager then sends Stop; SIGTERM keeps its default so terminate() works.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if hasattr(signal, "SIGUSR2"):
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    set_child_signal_dispositions()
     if spec.printstream_dir is not None:
         redirect_process_streams(spec.printstream_dir, spec.opt_id)
     limit_blas_threads()  # this child is one slot: one core

@@ -22,7 +22,7 @@ from ..errors import CheckpointError, ConfigurationError, GloMPOError
 from .checkpoint_file import open_checkpoint
 from .backend import Backend
 from .checkpointer import Checkpointer
-from ..protocol.optlog import DEFAULT_TAIL_ROWS, OptimizerLog, rows_needed_by
+from ..protocol.optlog import OptimizerLog, default_tail_rows, rows_needed_by
 from ..protocol.paths import RunPaths
 from .plugins import detected_backend, run_outputs
 from .run_identity import RunIdentity, claim_working_dir
@@ -151,7 +151,7 @@ class GloMPOManager:
         prepare_working_dir(self.settings, refuse_old_results=True)
         # stoppers with windows longer than the default in-memory tail are answered exactly from the start
         self.state.opt_log = OptimizerLog(self.n_parms,
-                                          tail_rows=max(DEFAULT_TAIL_ROWS, rows_needed_by(self.stoppers)))
+                                          tail_rows=max(default_tail_rows(), rows_needed_by(self.stoppers)))
         self._is_initialised = True
         self.logger.info("Manager set up: %d parameters, %d slots, backend %s", self.n_parms, self.max_jobs, backend)
         return self

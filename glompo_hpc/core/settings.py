@@ -1,10 +1,12 @@
 """The manager's settings: one table (``SETTINGS``) from which the record, its checks and defaults come.
 
-Each row names a ``setup()`` keyword, its default and the function that checks a value and stores
+Each row names a ``setup()`` keyword, its default, the function that checks a value and stores
 it (with anything derived from it) on a ``Settings`` record, so a new run and a resumed run with
 changed settings follow the same rules. Rows are applied in table order (later ones read earlier
 ones); whether the selector's options fit the slots is checked once, after every row, so a
-resumed run can change ``max_jobs`` and ``opt_selector`` in one call.
+resumed run can change ``max_jobs`` and ``opt_selector`` in one call. A row's ``file_key`` says
+how it is written under a job file's ``manager:``; the job file's schema and its reference page
+(docs/jobfile.md) are derived from these rows.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..protocol.paths import RunPaths
 from .seeds import GENERATOR_KEY, derived_seed, root_seed
 from .run_lock import refuse_if_locked
 
-__all__ = ("Settings", "Setting", "SETTINGS", "SETTING_NAMES", "apply_settings", "prepare_working_dir")
+__all__ = ("Settings", "Setting", "FileKey", "SAME_DEFAULT", "SETTINGS", "SETTING_NAMES", "apply_settings", "prepare_working_dir")
 
 logger = logging.getLogger("glompo_hpc.manager")
 
@@ -78,13 +80,51 @@ class Settings:
 SETTINGS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Settings))
 
 
+#: ``FileKey.default`` when the job file's default is ``setup()``'s.
+SAME_DEFAULT: Any = object()
+
+
+@dataclass(frozen=True)
+class FileKey:
+    """How a setting is written under a job file's ``manager:``: the key's type and range, from which
+    jobfile/schema.py derives ``ManagerSpec``'s field, its check and its line in docs/jobfile.md.
+
+    Args:
+        kind: ``bool``, ``int``, ``float`` or ``str``.
+        low: The smallest value accepted (numbers).
+        high: The largest value accepted (integers).
+        strict: ``low`` itself is refused.
+        nullable: ``null`` is accepted (it means ``setup()``'s None).
+        choices: Returns the accepted strings, if only some are (read when the job file's schema
+            is built: the registered backends).
+        default: The job file's default where it differs from ``setup()``'s (the command line's
+            defaults for cluster work); else :data:`SAME_DEFAULT`.
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    strict: bool = False
+    nullable: bool = False
+    choices: Callable[[], tuple[str, ...]] | None = None
+    default: Any = SAME_DEFAULT
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One row of the table: a ``setup()`` keyword, its default, and its check-and-store function."""
+    """One row of the table: a ``setup()`` keyword, its default, its check-and-store function and,
+    for a key of the job file's ``manager:`` section, how it is written there (None: not a key
+    there; components and checkpointing have their own sections)."""
 
     name: str
     default: Any
     apply: Callable[[Settings, Any], None]
+    file_key: FileKey | None = None
+
+    @property
+    def file_default(self) -> Any:
+        """The default of the job file's key (``file_key`` must be set)."""
+        return self.default if self.file_key.default is SAME_DEFAULT else self.file_key.default
 
 
 def _bounds(s: Settings, value) -> None:
@@ -190,27 +230,29 @@ def _end_timeout(s: Settings, value) -> None:
 #: Every setup() keyword but ``task``: its default and its check, in the order they are applied.
 SETTINGS: tuple[Setting, ...] = (
     Setting("bounds", None, _bounds),
-    Setting("seed", None, _seed),
-    Setting("working_dir", ".", _working_dir),
-    Setting("overwrite_existing", False, _flag("overwrite_existing")),
-    Setting("backend", None, _backend),
-    Setting("max_jobs", None, _max_jobs),
+    Setting("seed", None, _seed, FileKey(int, 0, 2 ** 32 - 1, nullable=True)),
+    # the job file's null: a folder '<job file name>_run' beside the job file
+    Setting("working_dir", ".", _working_dir, FileKey(str, nullable=True, default=None)),
+    Setting("overwrite_existing", False, _flag("overwrite_existing"), FileKey(bool)),
+    Setting("backend", None, _backend, FileKey(str, nullable=True, choices=backend_names)),
+    Setting("max_jobs", None, _max_jobs, FileKey(int, 1, nullable=True)),
     Setting("exit_conditions", None, _component("exit_conditions", BaseExitCondition, _default_exit_conditions)),
     # after max_jobs and exit_conditions: the default is sized by both
     Setting("opt_selector", None, _component("opt_selector", BaseSelector, _default_selector)),
     Setting("x0_generator", None, _component("x0_generator", BaseGenerator, _default_generator)),
     Setting("stoppers", None, _component("stoppers", BaseStopper, _default_stoppers, optional=True)),
-    Setting("share_best_solutions", False, _flag("incumbent_sharing")),
-    Setting("stopcheck_interval", 100, _int_at_least("stopcheck_interval", 1)),
-    Setting("apply_stoppers_to_best", False, _flag("apply_stoppers_to_best")),
-    Setting("status_interval", 600, _status_interval),
+    Setting("share_best_solutions", False, _flag("incumbent_sharing"), FileKey(bool)),
+    Setting("stopcheck_interval", 100, _int_at_least("stopcheck_interval", 1), FileKey(int, 1)),
+    Setting("apply_stoppers_to_best", False, _flag("apply_stoppers_to_best"), FileKey(bool)),
+    Setting("status_interval", 600, _status_interval, FileKey(float, 0, strict=True)),
     Setting("checkpoint_control", None, _checkpoint_control),
-    Setting("summary_files", 0, _summary_files),
-    Setting("is_log_detailed", False, _flag("is_log_detailed")),
-    Setting("force_terminations_after", -1, _force_terminations_after),
-    Setting("aggressive_stop", False, _flag("aggressive_stop")),
-    Setting("end_timeout", None, _end_timeout),
-    Setting("split_printstreams", True, _flag("split_printstreams")),
+    # the job file keeps every result on disk (summary, plots, HDF5 log): a cluster job outlives its terminal
+    Setting("summary_files", 0, _summary_files, FileKey(int, 0, 3, default=3)),
+    Setting("is_log_detailed", False, _flag("is_log_detailed"), FileKey(bool)),
+    Setting("force_terminations_after", -1, _force_terminations_after, FileKey(float, -1)),
+    Setting("aggressive_stop", False, _flag("aggressive_stop"), FileKey(bool)),
+    Setting("end_timeout", None, _end_timeout, FileKey(float, 0, nullable=True)),
+    Setting("split_printstreams", True, _flag("split_printstreams"), FileKey(bool)),
 )
 
 SETTING_NAMES: tuple[str, ...] = tuple(row.name for row in SETTINGS)

@@ -5,8 +5,9 @@
 ``GloMPOManager.setup``. The format is documented in docs/jobfile.md (generated from schema.py).
 """
 
-from .build import build_manager_kwargs, build_task, describe, idle_rank_warning, load_job_file, validate
+from .build import build_manager_kwargs, build_task, load_job_file, validate
 from .schema import JobSpec
+from .overview import describe, idle_rank_warning
 
 __all__ = ("load_job_file", "validate", "build_manager_kwargs", "build_task", "describe", "idle_rank_warning",
            "JobSpec")

@@ -7,6 +7,8 @@ reference.py renders from it and these dataclasses). Design choice: the manager'
 *how*, and ``manager:`` maps one-to-one onto setup()'s keywords. This module only checks
 structure and scalar values; ``build.py`` resolves names and checks component parameters
 against their classes. Section docstrings are user text (they are the reference's prose).
+The scalar checks and the reading of a section are in ``fields.py``, the ``slurm:`` section in
+``slurm_spec.py``; ``manager:``'s keys come from the manager's table of settings.
 """
 
 from __future__ import annotations
@@ -14,80 +16,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..backends import BACKENDS  # noqa: F401 (re-exported: its old home)
 from ..backends.mpi_env import SLOTS_MODES
 from ..checkpointing import CheckpointingControl
+from ..core.settings import SETTINGS, FileKey
 from ..errors import ConfigurationError, JobFileError
 from .conditions import Combination, ComponentSpec, Condition, parse_component, parse_condition
+from .fields import (boolean, got, integer, is_number, key_field, mapping, number, one_of, read_section, scalar_check,
+                     string)
 from .registry import show
+from .slurm_spec import SlurmSpec, parse_slurm, slurm_time_seconds
 
 __all__ = ("JobSpec", "TaskSpec", "BoundsRange", "OptimizersSpec", "ComponentSpec", "Combination", "Condition",
            "ManagerSpec", "MPISpec", "LoggingSpec", "SlurmSpec", "BACKENDS", "parse_job", "parse_bounds",
            "parse_condition", "slurm_time_seconds")
 
-BACKENDS = ("threads", "processes", "processes_forced", "mpi")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-# ------------------------------------------------------------ scalar checks
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _got(value: Any) -> str:
-    text = f"got {show(value)}"
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return text
-        # PyYAML reads 1e3 (no dot, no sign on the exponent) as a string: a common surprise.
-        text += " (a string: YAML reads numbers like 1e3 as text, write 1.0e+3)"
-    return text
-
-
-def _check(desc: str, ok: Callable[[Any], bool], nullable: bool) -> Callable[[Any, str], Any]:
-    def check(value: Any, key_path: str) -> Any:
-        if value is None and nullable:
-            return None
-        if not ok(value):
-            raise JobFileError(key_path, f"expected {desc}{' or null' if nullable else ''}, {_got(value)}")
-        return value
-    return check
-
-
-def _boolean(nullable: bool = False) -> Callable[[Any, str], Any]:
-    return _check("true or false", lambda v: isinstance(v, bool), nullable)
-
-
-def _integer(lo: int | None = None, hi: int | None = None, nullable: bool = False) -> Callable[[Any, str], Any]:
-    desc = "an integer" + (f" in {lo}..{hi}" if lo is not None and hi is not None else
-                           f" >= {lo}" if lo is not None else "")
-    return _check(desc, lambda v: isinstance(v, int) and not isinstance(v, bool)
-                  and (lo is None or v >= lo) and (hi is None or v <= hi), nullable)
-
-
-def _number(lo: float | None = None, nullable: bool = False, strict: bool = False) -> Callable[[Any, str], Any]:
-    desc = "a number" + (f" {'>' if strict else '>='} {lo}" if lo is not None else "")
-    return _check(desc, lambda v: _is_number(v) and v == v  # v == v: not NaN
-                  and (lo is None or v > lo or (not strict and v == lo)), nullable)
-
-
-def _string(nullable: bool = False) -> Callable[[Any, str], Any]:
-    return _check("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()), nullable)
-
-
-def _one_of(options: tuple[str, ...]) -> Callable[[Any, str], Any]:
-    return _check("one of " + ", ".join(repr(o) for o in options), lambda v: v in options, False)
-
-
-def _key(check: Callable[[Any, str], Any] | None = None, default: Any = None, **kw: Any) -> Any:
-    return field(default=default, metadata={"check": check} if check else {}, **kw)
 
 
 # ------------------------------------------------------------ sections
@@ -97,10 +45,10 @@ class TaskSpec:
     """``task:``: the function to minimize, or a class or factory that returns it."""
 
     # target (not a key): the imported callable, filled in by build.validate
-    function: str = _key(_string(), default=dataclasses.MISSING)
+    function: str = key_field(string(), default=dataclasses.MISSING)
     args: list = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
-    factory: bool | None = _key(_boolean(nullable=True))
+    factory: bool | None = key_field(boolean(nullable=True))
     target: Any = field(default=None, metadata={"key": False})
 
 
@@ -108,9 +56,9 @@ class TaskSpec:
 class BoundsRange:
     """``bounds: {min, max, dims}``: the same range for every parameter."""
 
-    min: float = _key(_number(), default=dataclasses.MISSING)
-    max: float = _key(_number(), default=dataclasses.MISSING)
-    dims: int = _key(_integer(lo=1, hi=10 ** 6), default=dataclasses.MISSING)  # more would not fit in memory
+    min: float = key_field(number(), default=dataclasses.MISSING)
+    max: float = key_field(number(), default=dataclasses.MISSING)
+    dims: int = key_field(integer(lo=1, hi=10 ** 6), default=dataclasses.MISSING)  # more would not fit in memory
 
 
 def _default_options() -> list[ComponentSpec]:
@@ -127,9 +75,7 @@ class OptimizersSpec:
     fcall_thresholds: list | None = None
 
 
-@dataclass
-class ManagerSpec:
-    """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
+_MANAGER_DOC = """``manager:``: the GloMPOManager.setup() settings, plus ``seed``.
 
     ``working_dir`` is relative to the job file's directory; null (the default) is a folder named
     after the job file, ``<name>_run``, beside it. ``summary_files`` defaults to 3 (summary, plots
@@ -140,22 +86,31 @@ class ManagerSpec:
     recorded in the summary file (``settings.seed``) so the run can be repeated.
     """
 
-    working_dir: str | None = _key(_string(nullable=True), None)  # null: '<job file name>_run' beside the job file
-    overwrite_existing: bool = _key(_boolean(), False)
-    max_jobs: int | None = _key(_integer(lo=1, nullable=True), None)
-    backend: str | None = _key(_check("one of " + ", ".join(repr(b) for b in BACKENDS), lambda v: v in BACKENDS,
-                                      True), None)  # null: 'mpi' under MPI with > 1 rank, else 'processes'
-    share_best_solutions: bool = _key(_boolean(), False)
-    stopcheck_interval: int = _key(_integer(lo=1), 100)
-    apply_stoppers_to_best: bool = _key(_boolean(), False)
-    status_interval: float = _key(_number(lo=0, strict=True), 600)
-    summary_files: int = _key(_integer(lo=0, hi=3), 3)  # the Python API's default is 0
-    is_log_detailed: bool = _key(_boolean(), False)
-    force_terminations_after: float = _key(_number(lo=-1), -1)
-    aggressive_stop: bool = _key(_boolean(), False)
-    end_timeout: float | None = _key(_number(lo=0, nullable=True), None)
-    split_printstreams: bool = _key(_boolean(), True)
-    seed: int | None = _key(_integer(lo=0, hi=2 ** 32 - 1, nullable=True), None)
+
+def _file_key_check(key: FileKey) -> Callable[[Any, str], Any]:
+    if key.choices is not None:
+        options = key.choices()
+        return scalar_check("one of " + ", ".join(repr(c) for c in options), lambda v: v in options, key.nullable)
+    if key.kind is bool:
+        return boolean(key.nullable)
+    if key.kind is int:
+        return integer(key.low, key.high, key.nullable)
+    if key.kind is float:
+        return number(key.low, key.nullable, key.strict)
+    return string(key.nullable)
+
+
+def _manager_spec() -> type:
+    """``ManagerSpec``: one field per row of the manager's table of settings (core/settings.py) that
+    is a ``manager:`` key, in table order, so a new setting is one row there."""
+    keys = [(row.name, row.file_key.kind | None if row.file_key.nullable else row.file_key.kind,
+             key_field(_file_key_check(row.file_key), row.file_default)) for row in SETTINGS if row.file_key is not None]
+    spec = dataclasses.make_dataclass("ManagerSpec", keys, namespace={"__doc__": _MANAGER_DOC})
+    spec.__module__ = __name__  # pickled job specs name it here
+    return spec
+
+
+ManagerSpec = _manager_spec()
 
 
 @dataclass
@@ -168,118 +123,29 @@ class MPISpec:
     and runs an optimizer's workers inside it.
     """
 
-    slots: str = _key(_one_of(SLOTS_MODES), "ranks")
-    cores_per_rank: int | None = _key(_integer(lo=1, nullable=True), None)
+    slots: str = key_field(one_of(SLOTS_MODES), "ranks")
+    cores_per_rank: int | None = key_field(integer(lo=1, nullable=True), None)
 
 
 def _level(value: Any, key_path: str) -> str:
     if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
         return value.strip().upper()
-    raise JobFileError(key_path, f"expected one of {', '.join(LOG_LEVELS)}, {_got(value)}")
+    raise JobFileError(key_path, f"expected one of {', '.join(LOG_LEVELS)}, {got(value)}")
 
 
 @dataclass
 class LoggingSpec:
     """``logging:``: level of the ``glompo_hpc`` loggers; ``file`` (relative to the job file) adds a log file."""
 
-    level: str = _key(_level, "INFO")
-    file: str | None = _key(_string(nullable=True), None)
-
-
-def slurm_time_seconds(value: Any) -> int:
-    """A SLURM time limit in seconds: minutes (an integer) or "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S"."""
-    match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+(?::\d+){0,2})\s*", value) if isinstance(value, str) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = 60 * value
-    elif match is None:
-        raise ValueError(f"not a SLURM time limit: {value!r}")
-    else:
-        n = [int(p) for p in match[2].split(":")]
-        if match[1] is None and len(n) < 3:
-            n = [0] + n  # "M" and "M:S" count minutes, not hours
-        hours, minutes, secs = (n + [0, 0])[:3]
-        seconds = int(match[1] or 0) * 86400 + hours * 3600 + minutes * 60 + secs
-    if seconds <= 0:
-        raise ValueError(f"a time limit must be more than zero, got {value!r}")
-    return seconds
-
-
-def _slurm_time(value: Any, key_path: str) -> str:
-    try:
-        slurm_time_seconds(value)
-    except ValueError:
-        raise JobFileError(key_path, f"expected minutes or \"H:M:S\", \"D-H:M:S\" (SLURM's forms, > 0), {_got(value)}") from None
-    return str(value)
-
-
-def _strings(value: Any, key_path: str) -> list[str]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise JobFileError(key_path, f"expected a list of strings, {_got(value)}")
-    return list(value)
-
-
-def _sbatch_options(value: Any, key_path: str) -> list[str]:
-    options = _strings(value, key_path)
-    for i, option in enumerate(options):
-        if not re.fullmatch(r"--[A-Za-z][\w-]*(=.+)?", option):
-            raise JobFileError(f"{key_path}[{i}]", f"expected a long sbatch option, '--name=value' or '--name' "
-                                                   f"(e.g. '--mail-type=END'), got {show(option)}")
-    return options
-
-
-@dataclass
-class SlurmSpec:
-    """``slurm:``: the SLURM request (``submit``, ``jobscript``) and the walltime behaviour (docs/slurm.md).
-
-    ``time``: SLURM's forms. USR2 comes ``signal_delay_s`` (SLURM) or ``margin_s`` (the run's own
-    guard) before the limit; the run checkpoints and asks for a requeue, at most ``max_requeues``
-    times. ``mem``, ``qos``, ``gres``, ``constraint``: the ``#SBATCH`` options of those names
-    (e.g. ``mem: 4G``); ``sbatch``: any other options, one per item (``--mail-type=END``), each
-    written as an ``#SBATCH`` line, so a regenerated script keeps them. ``setup``: shell lines run
-    before the launch, verbatim. ``python``: the interpreter on the nodes; null: ``python3`` from
-    the PATH the ``setup`` lines leave (the environment they activate), or without ``setup`` the
-    interpreter that wrote the script. ``log_dir``: relative to the job file's directory.
-    """
-
-    job_name: str = _key(_string(), "glompo")
-    time: str = _key(_slurm_time, "01:00:00")
-    nodes: int = _key(_integer(lo=1), 1)
-    ntasks: int = _key(_integer(lo=1), 1)
-    cpus_per_task: int = _key(_integer(lo=1), 1)
-    partition: str | None = _key(_string(nullable=True), None)
-    account: str | None = _key(_string(nullable=True), None)
-    mem: str | None = _key(_string(nullable=True), None)
-    qos: str | None = _key(_string(nullable=True), None)
-    gres: str | None = _key(_string(nullable=True), None)
-    constraint: str | None = _key(_string(nullable=True), None)
-    sbatch: list = _key(_sbatch_options, dataclasses.MISSING, default_factory=list)
-    signal_delay_s: int | None = _key(_integer(lo=1, nullable=True), None)  # null: min(300, limit / 4)
-    margin_s: float | None = _key(_number(lo=0, nullable=True), None)  # null: as signal_delay_s
-    max_requeues: int = _key(_integer(lo=0), 10)
-    srun_args: list = _key(_strings, dataclasses.MISSING, default_factory=list)
-    mpirun_args: list = _key(_strings, dataclasses.MISSING, default_factory=list)
-    setup: list = _key(_strings, dataclasses.MISSING, default_factory=list)
-    python: str | None = _key(_string(nullable=True), None)
-    log_dir: str = _key(_string(), "slurm_logs")
-
-    def __post_init__(self) -> None:
-        if self.signal_delay_s is None:
-            self.signal_delay_s = max(1, min(300, self.time_seconds // 4))
-        if self.margin_s is None:
-            self.margin_s = self.signal_delay_s
-
-    @property
-    def time_seconds(self) -> int:
-        return slurm_time_seconds(self.time)
+    level: str = key_field(_level, "INFO")
+    file: str | None = key_field(string(nullable=True), None)
 
 
 @dataclass
 class JobSpec:
     """A validated job file. ``source`` and ``base_dir`` are not keys: where the file was read."""
 
-    task: TaskSpec = _key(default=dataclasses.MISSING)
+    task: TaskSpec = key_field(default=dataclasses.MISSING)
     bounds: list | None = None
     optimizers: OptimizersSpec | None = None  # None: the recommended selector
     stoppers: Condition | bool | None = None  # None: the recommended stoppers; False: none
@@ -294,59 +160,6 @@ class JobSpec:
     base_dir: Path = field(default=Path("."), metadata={"key": False})
 
 
-# ------------------------------------------------------------ generic section reading
-
-def _keys(section: type, exclude: tuple[str, ...] = ()) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(section) if f.metadata.get("key", True) and f.name not in exclude]
-
-
-def _default_text(f: dataclasses.Field) -> str:
-    if f.default is not dataclasses.MISSING:
-        return f"{f.name}={'null' if f.default is None else show(f.default, 40)}"
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        value = f.default_factory()  # type: ignore[misc]
-        if isinstance(value, list):  # e.g. the default optimizer options: show their names
-            value = [v.type if isinstance(v, ComponentSpec) else v for v in value]
-        return f"{f.name}={{...}}" if dataclasses.is_dataclass(value) else f"{f.name}={show(value, 40)}"
-    return f"{f.name} (required)"
-
-
-def _join(key_path: str, key: Any) -> str:
-    return f"{key_path}.{key}" if key_path else str(key)
-
-
-def _mapping(value: Any, key_path: str, what: str) -> Mapping:
-    if not isinstance(value, Mapping):
-        raise JobFileError(key_path, f"expected {what}, got {show(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            raise JobFileError(key_path, f"keys must be strings, got {show(key)}")
-    return value
-
-
-def read_section(section: type, value: Any, key_path: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Check a mapping's keys against a dataclass's fields and apply their checks.
-
-    Returns the checked values (fields absent from the mapping are left out, so the dataclass
-    defaults apply). Unknown keys fail with the list of valid keys and their defaults.
-    """
-    fields = _keys(section, exclude)
-    names = {f.name for f in fields}
-    data = _mapping(value, key_path, f"a mapping with keys {', '.join(sorted(names))}")
-    for key in data:
-        if key not in names:
-            valid = ", ".join(_default_text(f) for f in fields)
-            raise JobFileError(_join(key_path, key), f"unknown key; valid keys: {valid}")
-    out = {}
-    for f in fields:
-        if f.name in data:
-            check = f.metadata.get("check")
-            out[f.name] = check(data[f.name], _join(key_path, f.name)) if check else data[f.name]
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
-            raise JobFileError(_join(key_path, f.name), "missing required key")
-    return out
-
-
 # ------------------------------------------------------------ sections with several forms
 
 def parse_task(value: Any) -> TaskSpec:
@@ -355,7 +168,7 @@ def parse_task(value: Any) -> TaskSpec:
     data = read_section(TaskSpec, value, "task")
     if not isinstance(data.get("args", []), list):
         raise JobFileError("task.args", f"expected a list, got {show(data['args'])}")
-    _mapping(data.get("kwargs", {}), "task.kwargs", "a mapping of keyword arguments")
+    mapping(data.get("kwargs", {}), "task.kwargs", "a mapping of keyword arguments")
     return TaskSpec(**data)
 
 
@@ -363,8 +176,8 @@ def _pair(item: Any, key_path: str) -> tuple[float, float]:
     if not isinstance(item, (list, tuple)) or len(item) != 2:
         raise JobFileError(key_path, f"expected a [min, max] pair, got {show(item)}")
     for v in item:
-        if not _is_number(v):
-            raise JobFileError(key_path, f"expected numbers [min, max], {_got(v)}")
+        if not is_number(v):
+            raise JobFileError(key_path, f"expected numbers [min, max], {got(v)}")
     try:
         lo, hi = float(item[0]), float(item[1])
     except OverflowError:  # an integer beyond float range
@@ -414,24 +227,6 @@ def _checkpointing(value: Any) -> CheckpointingControl | None:
         raise JobFileError(path, str(e)) from None
 
 
-def _slurm(value: Any) -> SlurmSpec:
-    spec = SlurmSpec(**read_section(SlurmSpec, value, "slurm"))
-    for f in dataclasses.fields(SlurmSpec):  # a line break would end a job script's line: injection
-        texts = getattr(spec, f.name)
-        for i, text in enumerate(texts if isinstance(texts, list) else [texts]):
-            if isinstance(text, str) and any(c in text for c in "\n\r\0"):
-                where = f"slurm.{f.name}" + (f"[{i}]" if isinstance(texts, list) else "")
-                raise JobFileError(where, f"{text!r} holds a line break or NUL, which a job script cannot quote")
-    limit = spec.time_seconds
-    for name in ("signal_delay_s", "margin_s"):
-        if getattr(spec, name) >= limit:
-            raise JobFileError(f"slurm.{name}", f"{getattr(spec, name)} s is not less than the time limit "
-                                                f"{spec.time!r} ({limit} s): the run would stop as soon as it starts")
-    if spec.ntasks < spec.nodes:
-        raise JobFileError("slurm.ntasks", f"{spec.ntasks} tasks cannot fill {spec.nodes} nodes")
-    return spec
-
-
 def _optimizers(value: Any) -> OptimizersSpec:
     data = read_section(OptimizersSpec, value, "optimizers")
     spec = OptimizersSpec(**data)
@@ -470,6 +265,6 @@ def parse_job(data: Any, source: Path | None = None, base_dir: Path | None = Non
     if top.get("logging") is not None:
         spec.logging = LoggingSpec(**read_section(LoggingSpec, top["logging"], "logging"))
     if top.get("slurm") is not None:
-        spec.slurm = _slurm(top["slurm"])
+        spec.slurm = parse_slurm(top["slurm"])
     logging.getLogger("glompo_hpc.jobfile").debug("parsed job file %s", source or "<dict>")
     return spec

@@ -60,6 +60,10 @@ class BaseOptimizer(ABC):
     #: Attributes that never go into a checkpoint (transport handles, loggers, pools).
     _transient = ("_link", "logger", "_pending", "_flush_evaluations")
 
+    #: Sends the evaluations buffered since the last report; set by the task wrapper of the child
+    #: (``attach_evaluation_flush``). A class default, so subclasses that skip ``__init__`` have it.
+    _flush_evaluations: Callable[[], None] | None = None
+
     def __init__(self, *args: Any, workers: int = 1, backend: str = "threads", is_log_detailed: bool = False,
                  **kwargs: Any):
         workers, backend, is_log_detailed = _init_arguments(args, kwargs, workers, backend, is_log_detailed)
@@ -194,12 +198,16 @@ class BaseOptimizer(ABC):
         Call once per iteration: this is the consistent point where Pause and SaveState act.
         """
         self.n_iterations += 1
-        flush = getattr(self, "_flush_evaluations", None)
-        if flush is not None:
-            flush()
+        if self._flush_evaluations is not None:
+            self._flush_evaluations()
         self.poll_stop()
         while self._pending:
             self._handle(self._pending.pop(0))
+
+    def attach_evaluation_flush(self, flush: Callable[[], None]) -> None:
+        """Have ``check_messages`` call ``flush`` first: the child's evaluations reach the manager
+        at each iteration, before any pause or checkpoint."""
+        self._flush_evaluations = flush
 
     def _stop(self, reason: str) -> None:
         # set here too: a GloMPO 3.1 callstop does not call super(), and the host reads stop_requested

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.optlog import LogSink
+from ..protocol.optlog import LogSink
 from .run_status import in_session, log_status, run_state  # re-exported: callers import them from here
 
 __all__ = ("write_outputs", "open_log_sink", "log_status", "run_key", "run_state", "in_session")
@@ -82,7 +82,7 @@ def _info(manager: Any):
             "best_x": np.asarray(res.x, dtype=float) if res.x is not None else np.empty(0),
             "best_opt_id": int(res.origin.get("opt_id", -1)) if res.origin else -1,
             "best_opt_type": str(res.origin.get("type", "")) if res.origin else "",
-            "checkpoints": len(getattr(m, "checkpoint_history", ()) or ()), "pid": os.getpid(),
+            "checkpoints": len(m.checkpoint_history), "pid": os.getpid(),
             # for `glompo-hpc watch` and `report` (outputs/run_files.py): sessions and checkpoints mid-run
             "session_starts": json.dumps([d.timestamp() for d in m.dt_starts]),
             "checkpoint_log": json.dumps(list(m.checkpoint_log)[-100:], default=str),
@@ -102,13 +102,13 @@ def open_log_sink(manager: Any) -> LogSink | None:
     """
     if manager.summary_files < 3 or manager.opt_log is None:
         return None
-    from .hdf5_log import HDF5LogWriter
+    from .hdf5_log import HDF5LogWriter, flush_settings
 
     log = manager.opt_log
     path = manager.paths.hdf5_log
-    headers = _headers(manager)
-    log.extra_headers = tuple(headers or ())
-    options = {"headers": headers, "info": _info(manager)}
+    # read before the try: a bad variable is the user's to fix, not a log to go on without
+    options = {"headers": _headers(manager), "info": _info(manager), **flush_settings()}
+    log.extra_headers = tuple(options["headers"] or ())
     known = {opt_id: log.n_evals(opt_id) for opt_id in log.opt_ids}
     try:
         if known and path.is_file() and _log_run_key(path) == run_key(manager):

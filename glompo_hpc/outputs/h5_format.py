@@ -15,9 +15,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..protocol.optlog import OptimizerRecord
+from .read_log import FORMAT_NAME, GROUP_PREFIX
 
 __all__ = ("FORMAT_VERSION", "COMPRESSION", "attr_value", "h5_type", "coerce", "extras_block", "append_text",
-           "append_extras", "write_record", "row_datasets", "roll_back_group", "check_space", "versions")
+           "append_extras", "write_record", "row_datasets", "roll_back_group", "roll_back_groups", "check_space",
+           "versions", "new_log_attributes", "require_row_datasets", "append_rows")
 
 FORMAT_VERSION = 1
 MAX_TEXT = 16_000  # characters of one text attribute: the default object header holds < 64 KiB
@@ -217,3 +219,61 @@ def check_space(path: Path, rows: int, groups: int, n_parms: int, n_extras: int,
     free = shutil.disk_usage(path.parent).free
     if free < need:
         raise OSError(errno.ENOSPC, f"the file system is nearly full: {free} bytes free, a flush may need up to {need}")
+
+
+def roll_back_groups(f: Any, rows_per_opt: Mapping[int, int],
+                     problems: list[str]) -> tuple[dict[int, int], dict[int, tuple[float, int]]]:
+    """Roll every optimizer group back with :func:`roll_back_group`; returns the rows kept and the
+    (best fx, its call id) per optimizer. Optimizers with rows but no group are described in
+    ``problems``."""
+    rows_kept: dict[int, int] = {}
+    bests: dict[int, tuple[float, int]] = {}
+    for name in list(f.keys()):
+        if name.startswith(GROUP_PREFIX):
+            kept = roll_back_group(f, name, rows_per_opt, problems)
+            if kept is not None:
+                opt_id, rows, best = kept
+                rows_kept[opt_id] = rows
+                if best is not None:
+                    bests[opt_id] = best
+    for opt_id, rows in rows_per_opt.items():
+        if rows > 0 and opt_id not in rows_kept:
+            problems.append(f"optimizer {opt_id}: {rows} rows missing")
+    return rows_kept, bests
+
+
+def new_log_attributes(n_parms: int, headers: Mapping[str, Any] | None,
+                       run_attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The root attributes of a new log: format, versions, layout of the extras, and the run's own."""
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **versions(), "n_parms": n_parms,
+            "extras_layout": "columns" if headers else "text",
+            "extras_headers": json.dumps({k: str(v) for k, v in (headers or {}).items()}),
+            "sessions": 1, "complete": True, "problem": "", **(run_attrs or {})}
+
+
+def require_row_datasets(g: Any, n_parms: int, chunk_rows: int) -> None:
+    """The resizable ``call_id``, ``x`` and ``fx`` datasets of an optimizer's group, made if missing."""
+    for name, shape, dtype in (("call_id", (0,), np.int64), ("x", (0, n_parms), np.float64), ("fx", (0,), np.float64)):
+        if name not in g:
+            g.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype,
+                             chunks=(chunk_rows,) + shape[1:], **COMPRESSION)
+
+
+def append_rows(g: Any, n: int, batches: list[tuple], headers: Mapping[str, Any] | None,
+                chunk_rows: int) -> tuple[int, tuple[float, int] | None]:
+    """Write ``batches`` of (call ids, x, fx, extras) after row ``n`` of group ``g`` (the ``rows``
+    attribute is the caller's to move). Returns the rows written and the lowest finite (fx, call
+    id) among them, or None."""
+    call_ids = np.concatenate([np.asarray(b[0], dtype=np.int64).reshape(-1) for b in batches])
+    x = np.concatenate([np.asarray(b[1], dtype=float).reshape(len(b[2]), -1) for b in batches])
+    fx = np.concatenate([np.asarray(b[2], dtype=float).reshape(-1) for b in batches])
+    k = len(fx)
+    for name, values in (("call_id", call_ids), ("x", x), ("fx", fx)):
+        ds = g[name]
+        ds.resize(n + k, axis=0)
+        ds[n:] = values
+    if any(b[3] is not None for b in batches) or "extras" in g or "extras_text" in g:
+        append_extras(g, n, extras_block(batches, k), headers, chunk_rows)
+    clean = np.where(np.isfinite(fx), fx, np.inf)
+    i = int(np.argmin(clean))
+    return k, ((float(clean[i]), int(call_ids[i])) if np.isfinite(clean[i]) else None)

@@ -24,26 +24,25 @@ writer and marks the log incomplete; the run goes on.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import math
-import os
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import h5py  # at import time: its exit handlers must be registered before ours (they run in reverse)
 import numpy as np
 
-from ..core.optlog import LogSink, OptimizerRecord
-from .h5_format import (COMPRESSION, FORMAT_VERSION, append_extras, append_text, attr_value, check_space,
-                        extras_block, roll_back_group, versions, write_record)
+from ..protocol.optlog import LogSink, OptimizerRecord
+from ..env_settings import env_float, env_int
+from . import h5_writers
+from .h5_format import (FORMAT_VERSION, append_extras, append_rows, append_text, attr_value, check_space,
+                        new_log_attributes, require_row_datasets, roll_back_groups, write_record)
 from .read_log import FORMAT_NAME, GROUP_PREFIX, LogFormatError, decode, flush_lock
 
-__all__ = ("HDF5LogWriter", "open_for_resume", "FORMAT_VERSION", "FLUSH_SECONDS", "FLUSH_ROWS")
+__all__ = ("HDF5LogWriter", "open_for_resume", "flush_settings", "FORMAT_VERSION", "FLUSH_SECONDS", "FLUSH_ROWS")
 
 logger = logging.getLogger("glompo_hpc.outputs.hdf5_log")
 
@@ -54,19 +53,19 @@ WRITE_LOCK_WAIT = 2.0
 IO_WAIT = 120.0  # s: the longest anything waits for a flush in progress (a hung file system)
 
 
-def _env_number(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 and math.isfinite(value) else default
+#: Defaults of ``flush_seconds`` and ``flush_rows`` when GLOMPO_HPC_LOG_FLUSH_SECONDS/_ROWS are unset.
+FLUSH_SECONDS = 5.0
+FLUSH_ROWS = 8_192
 
 
-FLUSH_SECONDS = _env_number("GLOMPO_HPC_LOG_FLUSH_SECONDS", 5.0)
-FLUSH_ROWS = int(_env_number("GLOMPO_HPC_LOG_FLUSH_ROWS", 8_192))
+def flush_settings() -> dict[str, Any]:
+    """``flush_seconds`` and ``flush_rows`` from GLOMPO_HPC_LOG_FLUSH_SECONDS/_ROWS, else the defaults.
 
-_WRITERS: "weakref.WeakSet[HDF5LogWriter]" = weakref.WeakSet()
-
+    Raises:
+        ConfigurationError: a variable holds a bad value.
+    """
+    return {"flush_seconds": env_float("GLOMPO_HPC_LOG_FLUSH_SECONDS", FLUSH_SECONDS),
+            "flush_rows": env_int("GLOMPO_HPC_LOG_FLUSH_ROWS", FLUSH_ROWS, minimum=1)}
 
 class HDF5LogWriter(LogSink):
     """Receives the OptimizerLog's records and batches and streams them to ``path``.
@@ -93,8 +92,12 @@ class HDF5LogWriter(LogSink):
         self.headers = dict(headers) if headers else None
         self.info = info
         # Module defaults are read here, not bound at definition, so settings made at run time apply.
-        self.flush_seconds = FLUSH_SECONDS if flush_seconds == "default" else flush_seconds
-        self.flush_rows = max(int(FLUSH_ROWS if flush_rows is None else flush_rows), 1)
+        if flush_seconds == "default" or flush_rows is None:
+            defaults = flush_settings()
+            flush_seconds = defaults["flush_seconds"] if flush_seconds == "default" else flush_seconds
+            flush_rows = defaults["flush_rows"] if flush_rows is None else flush_rows
+        self.flush_seconds = flush_seconds
+        self.flush_rows = max(int(flush_rows), 1)
         # Each flush rewrites the last, partly filled chunk of every dataset it appends to, so chunks
         # are kept small (~32 KiB of x): big chunks made a flush of 25 optimizers 7x slower.
         self.chunk_rows = int(max(256, min(4096, 4096 // max(self.n_parms, 1))))
@@ -117,7 +120,7 @@ class HDF5LogWriter(LogSink):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._warned_lock = False
-        _WRITERS.add(self)
+        h5_writers.track(self)
 
     # ------------------------------------------------------------ opening
 
@@ -126,10 +129,7 @@ class HDF5LogWriter(LogSink):
                **options: Any) -> "HDF5LogWriter":
         """A new log at ``path`` (an existing file is replaced) with the static root attributes."""
         writer = cls(path, n_parms, **options)
-        attrs = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **versions(), "n_parms": n_parms,
-                 "extras_layout": "columns" if writer.headers else "text",
-                 "extras_headers": json.dumps({k: str(v) for k, v in (writer.headers or {}).items()}),
-                 "sessions": 1, "complete": True, "problem": "", **(run_attrs or {})}
+        attrs = new_log_attributes(n_parms, writer.headers, run_attrs)
         # Persistent free-space tracking lets later flushes reuse the space of rewritten chunks;
         # without it every open/close cycle leaked it (20x the data after 200 small flushes).
         with h5py.File(writer.path, "w", locking=False, fs_strategy="fsm", fs_persist=True) as f:
@@ -163,17 +163,7 @@ class HDF5LogWriter(LogSink):
                                      f"glompo_hpc reads ({FORMAT_VERSION})")
             headers = json.loads(decode(f.attrs.get("extras_headers", "{}")) or "{}") or None
             writer = cls(path, int(f.attrs["n_parms"]), headers=headers, **options)
-            for name in list(f.keys()):
-                if name.startswith(GROUP_PREFIX):
-                    kept = roll_back_group(f, name, rows_per_opt, problems)
-                    if kept is not None:
-                        opt_id, rows, best = kept
-                        writer._rows[opt_id] = rows
-                        if best is not None:
-                            writer._best[opt_id] = best
-            for opt_id, rows in rows_per_opt.items():
-                if rows > 0 and opt_id not in writer._rows:
-                    problems.append(f"optimizer {opt_id}: {rows} rows missing")
+            writer._rows, writer._best = roll_back_groups(f, rows_per_opt, problems)
             if not bool(f.attrs.get("complete", True)):
                 problems.insert(0, decode(f.attrs.get("problem", "")) or "incomplete before resuming")
             for key, value in (run_attrs or {}).items():
@@ -311,11 +301,7 @@ class HDF5LogWriter(LogSink):
 
     def _create_group(self, f: Any, record: OptimizerRecord) -> None:
         g = f.require_group(f"{GROUP_PREFIX}{record.opt_id}")
-        for name, shape, dtype in (("call_id", (0,), np.int64), ("x", (0, self.n_parms), np.float64),
-                                   ("fx", (0,), np.float64)):
-            if name not in g:
-                g.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype,
-                                 chunks=(self.chunk_rows,) + shape[1:], **COMPRESSION)
+        require_row_datasets(g, self.n_parms, self.chunk_rows)
         if self.headers:  # named extras: every group has its columns, even one that never evaluated
             append_extras(g, self._rows.get(record.opt_id, 0), np.empty((0, 0), dtype=object), self.headers,
                           self.chunk_rows)
@@ -326,21 +312,10 @@ class HDF5LogWriter(LogSink):
 
     def _append_rows(self, g: Any, opt_id: int, batches: list[tuple]) -> None:
         n = self._rows[opt_id]
-        call_ids = np.concatenate([np.asarray(b[0], dtype=np.int64).reshape(-1) for b in batches])
-        x = np.concatenate([np.asarray(b[1], dtype=float).reshape(len(b[2]), -1) for b in batches])
-        fx = np.concatenate([np.asarray(b[2], dtype=float).reshape(-1) for b in batches])
-        k = len(fx)
-        for name, values in (("call_id", call_ids), ("x", x), ("fx", fx)):
-            ds = g[name]
-            ds.resize(n + k, axis=0)
-            ds[n:] = values
-        if any(b[3] is not None for b in batches) or "extras" in g or "extras_text" in g:
-            append_extras(g, n, extras_block(batches, k), self.headers, self.chunk_rows)
-        clean = np.where(np.isfinite(fx), fx, np.inf)
-        i = int(np.argmin(clean))
-        if clean[i] < self._best.get(opt_id, (math.inf, -1))[0]:
-            self._best[opt_id] = (float(clean[i]), int(call_ids[i]))
-            g.attrs["best_fx"], g.attrs["best_call_id"] = self._best[opt_id]
+        k, best = append_rows(g, n, batches, self.headers, self.chunk_rows)
+        if best is not None and best[0] < self._best.get(opt_id, (math.inf, -1))[0]:
+            self._best[opt_id] = best
+            g.attrs["best_fx"], g.attrs["best_call_id"] = best
         g.attrs["rows"] = n + k  # last: readers count rows up to here
         self._rows[opt_id] = n + k
 
@@ -398,10 +373,18 @@ class HDF5LogWriter(LogSink):
             if not self.failed:
                 self.flush(final=True)
             self._closed = True
-            _WRITERS.discard(self)
+            h5_writers.forget(self)
         return self.status()
 
-    def _after_fork_in_child(self) -> None:
+    # ------------------------------------------------------------ across fork (h5_writers)
+
+    def hold_io(self) -> bool:
+        return self._io_lock.acquire(timeout=IO_WAIT)
+
+    def release_io(self) -> None:
+        self._io_lock.release()
+
+    def disable_in_child(self) -> None:
         # A forked child holds a copy of this writer; it must never write the parent's file.
         self._closed = True
         self.failed = True
@@ -411,38 +394,3 @@ class HDF5LogWriter(LogSink):
 def open_for_resume(path: str | Path, rows_per_opt: Mapping[int, int], **options: Any) -> HDF5LogWriter:
     """Module-level alias of :meth:`HDF5LogWriter.open_for_resume`."""
     return HDF5LogWriter.open_for_resume(path, rows_per_opt, **options)
-
-
-# Fork safety: the processes backend forks children. Holding every writer's I/O lock across the
-# fork means no child is born in the middle of a flush (with HDF5 state half-changed).
-_HELD_AT_FORK: list["HDF5LogWriter"] = []
-
-
-def _before_fork() -> None:
-    for w in list(_WRITERS):
-        if w._io_lock.acquire(timeout=IO_WAIT):
-            _HELD_AT_FORK.append(w)
-
-
-def _after_fork_parent() -> None:
-    while _HELD_AT_FORK:
-        _HELD_AT_FORK.pop()._io_lock.release()
-
-
-def _after_fork_child() -> None:
-    _after_fork_parent()
-    for w in list(_WRITERS):
-        w._after_fork_in_child()
-
-
-def _close_all_at_exit() -> None:
-    for w in list(_WRITERS):
-        try:
-            w.close()
-        except Exception:
-            pass
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child)
-atexit.register(_close_all_at_exit)

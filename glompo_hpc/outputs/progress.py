@@ -21,7 +21,6 @@ import contextlib
 import enum
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -29,7 +28,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterator, TextIO
 
-__all__ = ("ProgressSnapshot", "ProgressMode", "snapshot_of", "show_progress", "evaluation_budget", "status_line")
+from ..env_settings import env_choice, env_float, env_str
+
+__all__ = ("ProgressSnapshot", "ProgressMode", "snapshot_of", "show_progress", "evaluation_budget", "status_line",
+           "environment_settings")
 
 logger = logging.getLogger("glompo_hpc.progress")
 
@@ -44,6 +46,9 @@ class ProgressMode(enum.Enum):
     LIVE = "live"
     LINES = "lines"
     OFF = "off"
+
+
+_MODES = tuple(m.value for m in ProgressMode)
 
 
 @dataclass(frozen=True)
@@ -187,26 +192,26 @@ def _panel(s: ProgressSnapshot, h: _History) -> Any:
     return Panel(grid, title=title, title_align="left", expand=False)
 
 
+def environment_settings() -> tuple[ProgressMode | None, float]:
+    """``GLOMPO_HPC_PROGRESS`` (None if unset) and ``GLOMPO_HPC_PROGRESS_SECONDS`` (default 60).
+
+    Raises:
+        ConfigurationError: a variable holds a bad value.
+    """
+    wanted = env_str("GLOMPO_HPC_PROGRESS")
+    mode = None if wanted is None else ProgressMode(env_choice("GLOMPO_HPC_PROGRESS", _MODES, "auto"))
+    return mode, env_float("GLOMPO_HPC_PROGRESS_SECONDS", 60.0)
+
+
 def _resolve(mode: ProgressMode | str, stream: TextIO) -> ProgressMode:
-    mode = ProgressMode(mode)
-    wanted = os.environ.get("GLOMPO_HPC_PROGRESS", "").strip().lower()
-    if wanted:
-        try:
-            mode = ProgressMode(wanted)
-        except ValueError:  # a typo in the environment must not stop a run
-            logger.warning("GLOMPO_HPC_PROGRESS=%r is not one of %s: ignored", wanted,
-                           ", ".join(m.value for m in ProgressMode))
+    mode = environment_settings()[0] or ProgressMode(mode)
     if mode is ProgressMode.AUTO:
         return ProgressMode.LIVE if stream.isatty() else ProgressMode.LINES
     return mode
 
 
 def _interval() -> float:
-    try:
-        value = float(os.environ.get("GLOMPO_HPC_PROGRESS_SECONDS", 60.0))
-    except ValueError:
-        return 60.0
-    return value if value > 0 and math.isfinite(value) else 60.0
+    return environment_settings()[1]
 
 
 @contextlib.contextmanager
@@ -222,6 +227,7 @@ def show_progress(manager: Any, mode: ProgressMode | str = ProgressMode.AUTO,
     """
     stream = stream or sys.stderr
     mode = _resolve(mode, stream)
+    period = _interval()  # read before the run starts, so a bad value stops nothing under way
     if mode is ProgressMode.OFF:
         yield
         return
@@ -234,7 +240,6 @@ def show_progress(manager: Any, mode: ProgressMode | str = ProgressMode.AUTO,
         return s
 
     if mode is ProgressMode.LINES:
-        period = _interval()
         thread = threading.Thread(target=_lines_loop, args=(snap, history, stop, period), daemon=True,
                                   name="glompo-hpc-progress")
         thread.start()

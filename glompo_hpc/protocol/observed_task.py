@@ -99,7 +99,7 @@ class ObservedTask:
         self._pool: Executor | None = None
         self._allow_processes = allow_processes
         self._remote_batch = remote_batch
-        optimizer._flush_evaluations = self.flush
+        optimizer.attach_evaluation_flush(self.flush)
 
     # ------------------------------------------------------------ evaluation
 

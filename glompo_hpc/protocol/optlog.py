@@ -29,34 +29,35 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
 from ..compat import Place, old_attribute_names
+from ..env_settings import env_int
 from .log_sink import LogSink
 
 __all__ = ("OptimizerLog", "OptimizerRecord", "LogSink", "rows_needed_by", "DEFAULT_TAIL_ROWS",
-           "DEFAULT_ENDED_ROWS")
+           "DEFAULT_ENDED_ROWS", "default_tail_rows", "default_ended_rows")
 
 logger = logging.getLogger("glompo_hpc.core.optlog")
 
 COLUMNS = ("call_id", "x", "fx", "fx_best")
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        value = int(os.environ.get(name, default))
-    except ValueError:
-        logger.warning("Ignoring %s=%r: not an integer", name, os.environ.get(name))
-        return default
-    return max(value, 1)
+DEFAULT_TAIL_ROWS = 10_000  # when GLOMPO_HPC_LOG_TAIL_ROWS is unset
+DEFAULT_ENDED_ROWS = 10_000  # when GLOMPO_HPC_LOG_ENDED_ROWS is unset
 
 
-DEFAULT_TAIL_ROWS = _env_int("GLOMPO_HPC_LOG_TAIL_ROWS", 10_000)
-DEFAULT_ENDED_ROWS = _env_int("GLOMPO_HPC_LOG_ENDED_ROWS", 10_000)
+def default_tail_rows() -> int:
+    """Rows kept per live optimizer unless told otherwise: ``GLOMPO_HPC_LOG_TAIL_ROWS`` or 10 000."""
+    return env_int("GLOMPO_HPC_LOG_TAIL_ROWS", DEFAULT_TAIL_ROWS, minimum=1)
+
+
+def default_ended_rows() -> int:
+    """Rows kept for the ended optimizers together: ``GLOMPO_HPC_LOG_ENDED_ROWS`` or 10 000."""
+    return env_int("GLOMPO_HPC_LOG_ENDED_ROWS", DEFAULT_ENDED_ROWS, minimum=1)
 
 
 @dataclass
@@ -235,8 +236,8 @@ class OptimizerLog:
         self.records: dict[int, OptimizerRecord] = {}
         self._columns: dict[int, _Columns] = {}
         self.extra_headers: tuple[str, ...] = ()
-        self.tail_rows = max(int(tail_rows if tail_rows is not None else DEFAULT_TAIL_ROWS), 1)
-        self.ended_rows = max(int(ended_rows if ended_rows is not None else DEFAULT_ENDED_ROWS), 0)
+        self.tail_rows = max(int(tail_rows if tail_rows is not None else default_tail_rows()), 1)
+        self.ended_rows = max(int(ended_rows if ended_rows is not None else default_ended_rows()), 0)
         self._ended_in_memory: dict[int, None] = {}  # ended optimizers not yet cut down, oldest first
         #: What the sink reported when it closed or failed (path, complete, problem, rows); kept
         #: through checkpoints so the summary of a resumed run still knows an earlier gap.
@@ -245,8 +246,8 @@ class OptimizerLog:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints written before the bounded-memory fields existed still load.
-        state.setdefault("tail_rows", DEFAULT_TAIL_ROWS)
-        state.setdefault("ended_rows", DEFAULT_ENDED_ROWS)
+        state.setdefault("tail_rows", default_tail_rows())
+        state.setdefault("ended_rows", default_ended_rows())
         state.setdefault("_ended_in_memory", {})
         state.setdefault("sink_status", {})
         state.setdefault("_warned_short", set())

@@ -8,10 +8,10 @@ raise it to spare CPU on idle ranks of an oversubscribed node, lower it for late
 
 Why not block in MPI: Open MPI's blocking receives busy-poll its progress engine (a full core per
 waiting rank, ``mpi_yield_when_idle`` only adds ``sched_yield``), and a rank blocked in MPI cannot
-run its signal handlers. Why 5 ms: a wake-up of a rank host (a probe and a ``select`` on its
-children's pipes) costs some 50 µs of CPU, so at a 1 ms cap fifteen idle hosts took most of a core
-of a two-core node; the host sleeps inside ``select`` on those pipes, so its children are still
-served at once, and only orders from rank 0 wait up to the cap.
+run its signal handlers. Why 5 ms: a wake-up of an idle rank host costs some 100 µs of CPU on a
+loaded node (bench/mpi_throughput), so at a 1 ms cap fifteen idle hosts took about half a core of
+a two-core node; the host sleeps inside ``select`` on its children's pipes, so its children are
+still served at once, and only orders from rank 0 wait up to the cap.
 """
 
 from __future__ import annotations

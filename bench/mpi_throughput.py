@@ -45,7 +45,7 @@ import numpy as np
 import psutil
 
 from bench.manager_throughput import BatchPump, zero
-from glompo_hpc.core import messages as msg
+from glompo_hpc.protocol import messages as msg
 from glompo_hpc.core.manager import GloMPOManager
 from glompo_hpc.exit_conditions import MaxFuncCalls
 from glompo_hpc.selectors import CycleSelector

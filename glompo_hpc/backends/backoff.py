@@ -3,8 +3,15 @@
 A poller that finds nothing sleeps a little, then longer, doubling from ``min_sleep`` up to a cap,
 and starts again from the shortest sleep as soon as something happens. A busy channel is thus
 served with microsecond latency, and an idle one costs about ``1 / cap`` wake-ups a second. The
-cap is read from the environment variable ``GLOMPO_HPC_POLL_MAX_SLEEP`` (seconds, default 0.001):
+cap is read from the environment variable ``GLOMPO_HPC_POLL_MAX_SLEEP`` (seconds, default 0.005):
 raise it to spare CPU on idle ranks of an oversubscribed node, lower it for latency.
+
+Why not block in MPI: Open MPI's blocking receives busy-poll its progress engine (a full core per
+waiting rank, ``mpi_yield_when_idle`` only adds ``sched_yield``), and a rank blocked in MPI cannot
+run its signal handlers. Why 5 ms: a wake-up of an idle rank host costs some 100 µs of CPU on a
+loaded node (bench/mpi_throughput), so at a 1 ms cap fifteen idle hosts took about half a core of
+a two-core node; the host sleeps inside ``select`` on its children's pipes, so its children are
+still served at once, and only orders from rank 0 wait up to the cap.
 """
 
 from __future__ import annotations
@@ -17,12 +24,12 @@ from ..env_settings import env_float
 __all__ = ("Backoff", "poll_max_sleep", "POLL_MAX_SLEEP_VAR", "DEFAULT_MAX_SLEEP")
 
 POLL_MAX_SLEEP_VAR = "GLOMPO_HPC_POLL_MAX_SLEEP"
-DEFAULT_MAX_SLEEP = 0.001  # s; one wake-up per millisecond when idle, as mpi4py.futures does
+DEFAULT_MAX_SLEEP = 0.005  # s; 200 wake-ups a second when idle (see the module's docstring)
 _MAX_ALLOWED = 1.0  # s; a longer cap would delay signal handling and stop orders past a second
 
 
 def poll_max_sleep() -> float:
-    """The sleep cap in seconds: ``GLOMPO_HPC_POLL_MAX_SLEEP`` if set, else 0.001.
+    """The sleep cap in seconds: ``GLOMPO_HPC_POLL_MAX_SLEEP`` if set, else 0.005.
 
     Raises:
         ConfigurationError: the variable is not a number in (0, 1].

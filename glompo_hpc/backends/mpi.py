@@ -173,11 +173,13 @@ class MPIBackend(Backend):
     def poll(self, timeout: float) -> list[msg.ChildMessage]:
         out, self._ready = self._ready, []
         deadline = time.monotonic() + max(timeout, 0.0)
-        self._backoff.reset()
         while True:
             self._receive(out)
             self.outbox.progress()
-            if out or time.monotonic() >= deadline:
+            if out:  # the backoff restarts on traffic only: a manager polling an idle world stays at the cap
+                self._backoff.reset()
+                return out
+            if time.monotonic() >= deadline:
                 return out
             self._backoff.sleep(deadline - time.monotonic())
 

@@ -51,7 +51,7 @@ def test_backoff_cap_comes_from_the_environment(monkeypatch):
         with pytest.raises(ConfigurationError, match=POLL_MAX_SLEEP_VAR):
             poll_max_sleep()
     monkeypatch.delenv(POLL_MAX_SLEEP_VAR)
-    assert poll_max_sleep() == 0.001
+    assert poll_max_sleep() == 0.005
 
 
 # ---------------------------------------------------------------- detection

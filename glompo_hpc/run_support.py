@@ -40,7 +40,7 @@ def check_environment() -> None:
     """
     from .backends.backoff import poll_max_sleep
     from .backends.mpi_env import mpi_world_rank
-    from .core.optlog import default_ended_rows, default_tail_rows
+    from .protocol.optlog import default_ended_rows, default_tail_rows
     from .outputs.hdf5_log import flush_settings
     from .outputs.progress import environment_settings
 

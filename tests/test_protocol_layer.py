@@ -37,6 +37,40 @@ def test_every_alias_module_is_listed_as_moved():
     assert aliases == set(MOVED_MODULES)
 
 
+def test_the_package_itself_imports_the_new_paths_only():
+    """The alias modules are for users' checkpoints and scripts; code that imported through them
+    would tie the layers to the old places again."""
+    package = Path(importlib.import_module("glompo_hpc").__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        module = "glompo_hpc." + ".".join(path.relative_to(package).with_suffix("").parts)
+        if module in MOVED_MODULES:
+            continue
+        for imported in imported_modules(path, module):
+            if imported in MOVED_MODULES:
+                offenders.append(f"{module} imports {imported}")
+    assert not offenders, offenders
+
+
+def imported_modules(path: Path, module: str) -> set[str]:
+    """Absolute names of the modules that ``path`` imports (relative imports resolved)."""
+    import ast
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
 def test_patching_through_an_old_path_reaches_the_code_that_reads_it(monkeypatch):
     monkeypatch.setattr("glompo_hpc.core.optlog.DEFAULT_TAIL_ROWS", 7)
     assert importlib.import_module("glompo_hpc.protocol.optlog").DEFAULT_TAIL_ROWS == 7

@@ -31,9 +31,9 @@ from typing import Iterable
 
 import dill
 
-from ..core import messages as msg
+from ..protocol import messages as msg
 from .backoff import Backoff
-from .base import Backend, ChildSpec
+from ..core.backend import Backend, ChildSpec
 from .mpi_protocol import (ChildKilled, EndHelper, EndSession, KillChild, SavedState, SessionEnded, StartChild,
                            StartHelper, Tag, TaskData, ToChild)
 from .mpi_transport import Inbox, Outbox

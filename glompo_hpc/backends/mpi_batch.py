@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.observed_task import evaluate_point
-from .base import ChildSpec
+from ..protocol.observed_task import evaluate_point
+from ..core.backend import ChildSpec
 from .blas_threads import limit_blas_threads
 from .child_signals import set_child_signal_dispositions
 from .mpi_protocol import Outcome

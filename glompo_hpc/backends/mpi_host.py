@@ -42,9 +42,9 @@ from typing import Any, Callable
 import dill
 from mpi4py import MPI
 
-from ..core import messages as msg
+from ..protocol import messages as msg
 from .backoff import Backoff
-from .base import ChildSpec
+from ..core.backend import ChildSpec
 from .mpi_batch import child_main
 from .mpi_batch_router import BatchRouter
 from .mpi_env import rank_cpus

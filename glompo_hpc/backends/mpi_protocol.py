@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import messages as msg
+from ..protocol import messages as msg
 
 __all__ = ("Tag", "TaskData", "StartChild", "StartHelper", "ToChild", "KillChild", "EndHelper", "EndSession",
            "Exit", "Hello", "ChildKilled", "SessionEnded", "SavedState", "BatchChunk", "ChunkResult", "Outcome")

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...core import messages as msg
+from ...protocol import messages as msg
 from .harness import CheckSetup, ConformanceError, Factory, describe_final
 
 __all__ = ("check_optimizer", "check_reports", "check_stop", "check_pause", "check_checkpoint", "check_inject")

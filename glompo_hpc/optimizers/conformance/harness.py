@@ -13,7 +13,7 @@ import numpy as np
 from ...core.backend import ChildSpec
 from ...backends.child_host import run_child
 from ...backends.threads import QueueLink
-from ...core import messages as msg
+from ...protocol import messages as msg
 from ..base import BaseOptimizer
 
 __all__ = ("ConformanceError", "ChildRun", "RecordingTask", "CheckSetup", "Factory", "describe_final", "POLL")

@@ -54,7 +54,7 @@ def test_unset_variables_give_the_documented_defaults(clean_env, tmp_path):
     assert (log.tail_rows, log.ended_rows) == (10_000, 10_000)
     assert _resolve(ProgressMode.LINES, io.StringIO()) is ProgressMode.LINES
     assert _interval() == 60.0
-    assert poll_max_sleep() == 0.001
+    assert poll_max_sleep() == 0.005
 
 
 def test_set_variables_are_applied(clean_env, tmp_path):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..protocol.atomic import new_temporary_beside
+from ..protocol.atomic import atomic_path
 
 __all__ = ("FORMAT_VERSION", "CheckpointContents", "write_checkpoint_file", "open_checkpoint", "latest_checkpoint",
            "list_checkpoints")
@@ -54,18 +54,11 @@ def write_checkpoint_file(staging: Path, destination: Path, info: dict) -> Path:
     manifest = {"format_version": FORMAT_VERSION, "glompo_hpc_version": __version__, "created": time.time(),
                 **info, "members": {str(p.relative_to(staging)): _sha256(p) for p in files}}
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-    tmp_path = new_temporary_beside(destination)  # mode 0666 & ~umask, like every other output
-    try:
+    with atomic_path(destination) as tmp_path:  # mode 0666 & ~umask, like every other output
         with tarfile.open(tmp_path, "w") as tar:
             tar.add(staging / "manifest.json", arcname="manifest.json")
             for p in files:
                 tar.add(p, arcname=str(p.relative_to(staging)))
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, destination)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
     return destination
 
 

@@ -24,7 +24,7 @@ from glompo_hpc.core.checkpoint_file import list_checkpoints
 pytestmark = pytest.mark.timeout(300)
 
 JOB = """
-task: {{function: "glompo_hpc.tasks.functions:Rastrigin", kwargs: {{dims: 3}}}}
+task: {{function: "glompo_hpc.tasks.functions:Rastrigin", kwargs: {{dims: 3, delay: 0.002}}}}  # sleeps: the child never starves the manager
 bounds: {bounds}
 optimizers: {{options: [{{type: CMAOptimizer, sigma0: 2.0, popsize: 8}}]}}
 exit_conditions: "MaxFuncCalls(fmax={budget})"

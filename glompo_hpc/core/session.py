@@ -85,7 +85,10 @@ class RunSession:
             self._check_unresponsive()
             self.apply(stopper_decisions(self.settings, state, self._stoppable()))
             self.apply([exit_decision(self.settings, self.m.view())])
-            if state.converged and control is not None and control.checkpoint_at_conv:
+            # a periodic checkpoint that fell due in this turn is still written when the run ends in it:
+            # children fast enough to finish the budget between two turns would otherwise leave none
+            if state.converged and control is not None and (control.checkpoint_at_conv or
+                                                           checkpoint_due(control, state, time.time())):
                 self.apply([TakeCheckpoint(then_stop=True)])
             if not state.converged:
                 alive = any(not c.abandoned for c in self.children.values())
